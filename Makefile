@@ -1,0 +1,63 @@
+# TaskHub. Needs only Python 3.11+ and make: uv is bootstrapped into .tools/ on first use.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate test lint lock requirements check-lock worker beat bench check clean
+
+help:
+	@echo "make run      install, write .env if missing, migrate, serve on HOST:PORT (127.0.0.1:8000)"
+	@echo "make test     install and run the whole suite (TEST_DATABASE_URL=postgresql://... for PostgreSQL)"
+	@echo "make migrate  apply database migrations"
+	@echo "make lint     ruff, ruff format --check, mypy, lock/requirements drift"
+	@echo "make lock     re-resolve uv.lock and re-export requirements.txt"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(PY) -m taskhub init-env
+	$(PY) -m taskhub migrate
+	exec $(PY) -m taskhub serve
+
+migrate: install
+	$(PY) -m taskhub migrate
+
+test: install
+	$(PY) -m pytest
+
+lint: install check-lock
+	$(VENV)/bin/ruff check src tests migrations
+	$(VENV)/bin/ruff format --check src tests migrations
+	$(VENV)/bin/mypy
+
+lock: | $(UV)
+	$(UV) lock
+	$(MAKE) requirements
+
+requirements: | $(UV)
+	$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt --no-header --output-file requirements.txt --quiet
+
+# Fails when pyproject.toml, uv.lock and requirements.txt disagree.
+check-lock: | $(UV)
+	$(UV) lock --check
+	@$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt --no-header --quiet | diff -q - requirements.txt >/dev/null \
+		|| { echo "requirements.txt is out of date with uv.lock: run 'make requirements'"; exit 1; }
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""Command line: `python -m taskhub serve|migrate|init-env`."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from pathlib import Path
+
+from taskhub.config import ConfigurationError, Settings, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="taskhub")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the API on HOST:PORT with WEB_CONCURRENCY workers")
+    commands.add_parser("migrate", help="apply every database migration")
+    commands.add_parser("init-env", help="write .env with a fresh JWT_SECRET if there is none")
+    args = parser.parse_args(argv)
+
+    if args.command == "init-env":
+        return init_env(Path(".env"))
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(f"taskhub: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        return migrate(settings)
+    return serve(settings)
+
+
+def init_env(path: Path) -> int:
+    if path.exists():
+        return 0
+    secret = secrets.token_urlsafe(48)
+    path.write_text(
+        "# Local development settings, written by `make run`. Never commit this file.\n"
+        f"JWT_SECRET={secret}\n"
+    )
+    path.chmod(0o600)
+    print(f"taskhub: wrote {path} with a freshly generated JWT_SECRET")
+    return 0
+
+
+def migrate(settings: Settings) -> int:
+    from taskhub.migrate import upgrade
+
+    upgrade(settings.database_url)
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "taskhub.main:create_app",
+        factory=True,
+        host=settings.HOST,
+        port=settings.PORT,
+        workers=settings.WEB_CONCURRENCY,
+        server_header=False,
+        date_header=True,
+        proxy_headers=bool(settings.TRUSTED_PROXIES.strip()),
+        forwarded_allow_ips=settings.TRUSTED_PROXIES.strip() or None,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Routes: /auth/* and /users/me/sessions. Register, login and refresh are the only public ones."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import ValidationError
+
+from taskhub.auth import service as auth_service
+from taskhub.auth.dependencies import CurrentPrincipal, current_principal
+from taskhub.auth.schemas import (
+    LoginJSON,
+    RefreshRequest,
+    SessionList,
+    SessionRead,
+    TokenPair,
+    UserRegister,
+)
+from taskhub.dependencies import DbSession, SettingsDep
+from taskhub.errors import BadRequest, ValidationFailed
+from taskhub.openapi import error_responses
+from taskhub.users.schemas import UserRead
+
+public_router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(tags=["auth"], dependencies=[Depends(current_principal)])
+
+LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                        "grant_type": {"type": "string"},
+                        "scope": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string", "format": "password"},
+                    },
+                }
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/LoginJSON"}},
+        },
+    }
+}
+
+
+@public_router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=error_responses(409, 415, 422),
+)
+async def register_user(body: UserRegister, db: DbSession, settings: SettingsDep) -> Any:
+    """Create an account. No token is issued here: log in next."""
+    return await auth_service.register(
+        db, settings=settings, username=body.username, password=body.password
+    )
+
+
+@public_router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=error_responses(401, 415, 422),
+    openapi_extra=LOGIN_BODY,
+)
+async def login(request: Request, db: DbSession, settings: SettingsDep) -> Any:
+    """OAuth2 password grant (form) or the same fields as JSON; returns an access + refresh pair."""
+    credentials = await _login_credentials(request)
+    return await auth_service.login(
+        db,
+        settings=settings,
+        username=credentials.username,
+        password=credentials.password,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def _login_credentials(request: Request) -> LoginJSON:
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        form = await request.form(max_files=0, max_fields=16)
+        raw: Any = {key: form.get(key) for key in ("username", "password") if key in form}
+    else:
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise BadRequest("The request body is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise ValidationFailed(loc=["body"], msg="must be an object with username and password")
+    try:
+        return LoginJSON.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ValidationFailed(
+            loc=["body", *first["loc"]], msg=first["msg"], type_=first["type"]
+        ) from None
+
+
+@public_router.post("/refresh", response_model=TokenPair, responses=error_responses(401, 415, 422))
+async def refresh_tokens(body: RefreshRequest, db: DbSession, settings: SettingsDep) -> Any:
+    """Spend a refresh token for a new pair in the same session. A spent token revokes the session."""
+    return await auth_service.refresh(db, settings=settings, refresh_token=body.refresh_token)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
+async def logout(principal: CurrentPrincipal, db: DbSession) -> Response:
+    """End the caller's session: its access and refresh tokens stop working at once."""
+    await auth_service.logout(db, session_id=principal.session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/users/me/sessions", response_model=SessionList, responses=error_responses(401))
+async def list_sessions(principal: CurrentPrincipal, db: DbSession) -> Any:
+    """The caller's active sessions, newest first."""
+    sessions = await auth_service.list_sessions(db, user_id=principal.user.id)
+    items = [
+        SessionRead(
+            id=s.id,
+            created_at=s.created_at,
+            last_used_at=s.last_used_at,
+            expires_at=s.expires_at,
+            current=s.id == principal.session_id,
+            user_agent=s.user_agent,
+        )
+        for s in sessions
+    ]
+    return SessionList(items=items)
+
+
+@router.delete(
+    "/users/me/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404, 422),
+)
+async def revoke_session(
+    session_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
+) -> Response:
+    """End one of the caller's sessions; another user's is 404."""
+    await auth_service.revoke_session(db, user_id=principal.user.id, session_id=session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,166 @@
+"""Registration, login, refresh-token rotation with reuse detection, logout and sessions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskhub.auth import repository as auth_repository
+from taskhub.auth.models import UserSession
+from taskhub.auth.password_rules import check_new_password
+from taskhub.config import Settings
+from taskhub.db import utcnow
+from taskhub.errors import Conflict, NotFound, Unauthorized
+from taskhub.security import passwords
+from taskhub.security.tokens import InvalidToken, TokenCodec, fingerprint
+from taskhub.users import repository as user_repository
+from taskhub.users.models import User
+
+logger = logging.getLogger(__name__)
+
+BAD_CREDENTIALS = "Incorrect username or password"
+BAD_REFRESH_TOKEN = "The refresh token is invalid or has expired"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def token_codec(settings: Settings) -> TokenCodec:
+    return TokenCodec(
+        secret=settings.JWT_SECRET.get_secret_value(),
+        issuer=settings.JWT_ISSUER,
+        audience=settings.JWT_AUDIENCE,
+    )
+
+
+def normalise_username(username: str) -> str:
+    return username.lower()
+
+
+async def register(db: AsyncSession, *, settings: Settings, username: str, password: str) -> User:
+    """Create an account; 409 if the name is taken. No token is issued here."""
+    username = normalise_username(username)
+    check_new_password(
+        password, username=username, min_length=settings.PASSWORD_MIN_LENGTH, field="password"
+    )
+    password_hash = await passwords.hash_password(password, rounds=settings.bcrypt_rounds)
+    user = User(username=username, password_hash=password_hash, created_at=utcnow())
+    if not await user_repository.add(db, user=user):
+        raise Conflict("That username is already taken")
+    logger.info("user registered", extra={"user_id": str(user.id)})
+    return user
+
+
+async def login(
+    db: AsyncSession, *, settings: Settings, username: str, password: str, user_agent: str | None
+) -> IssuedTokens:
+    """Check the credentials and start a session. Unknown user and wrong password look the same."""
+    user = await user_repository.get_by_username(db, username=normalise_username(username))
+    if user is None:
+        await passwords.verify_against_dummy(password, rounds=settings.bcrypt_rounds)
+        raise Unauthorized(BAD_CREDENTIALS)
+    if not await passwords.verify_password(password, user.password_hash):
+        raise Unauthorized(BAD_CREDENTIALS)
+    now = utcnow()
+    user_session = await auth_repository.create_session(
+        db,
+        user_id=user.id,
+        now=now,
+        expires_at=now + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
+        user_agent=(user_agent or None) and user_agent[:256],
+    )
+    return await _issue_tokens(db, settings=settings, user=user, user_session=user_session, now=now)
+
+
+async def refresh(db: AsyncSession, *, settings: Settings, refresh_token: str) -> IssuedTokens:
+    """Rotate: spend the presented refresh token and issue a new pair in the same session.
+
+    A token that was already spent is taken as stolen and its whole session is revoked.
+    """
+    codec = token_codec(settings)
+    try:
+        claims = codec.decode(refresh_token, expected_type="refresh")
+    except InvalidToken:
+        raise Unauthorized(BAD_REFRESH_TOKEN, invalid_token=True) from None
+    now = utcnow()
+    jti_hash = fingerprint(claims.jti)
+    session_id = await auth_repository.spend_refresh_token(db, jti_hash=jti_hash, now=now)
+    if session_id is None:
+        await _treat_as_reuse(db, jti_hash=jti_hash, session_id=claims.session_id, now=now)
+        raise Unauthorized(BAD_REFRESH_TOKEN, invalid_token=True)
+    live = await auth_repository.active_session_user(
+        db, session_id=session_id, username=claims.subject, now=now
+    )
+    if live is None or session_id != claims.session_id:
+        raise Unauthorized(BAD_REFRESH_TOKEN, invalid_token=True)
+    user, user_session = live
+    await auth_repository.touch_session(db, session_id=session_id, now=now)
+    return await _issue_tokens(db, settings=settings, user=user, user_session=user_session, now=now)
+
+
+async def _treat_as_reuse(
+    db: AsyncSession, *, jti_hash: str, session_id: uuid.UUID, now: datetime
+) -> None:
+    if not await auth_repository.refresh_token_was_issued(db, jti_hash=jti_hash):
+        return
+    logger.warning(
+        "refresh token reuse detected; session revoked", extra={"session_id": str(session_id)}
+    )
+    await auth_repository.revoke_session(db, session_id=session_id, now=now)
+    # The request ends in a 401, which rolls back; the revocation must survive it.
+    await db.commit()
+
+
+async def _issue_tokens(
+    db: AsyncSession, *, settings: Settings, user: User, user_session: UserSession, now: datetime
+) -> IssuedTokens:
+    codec = token_codec(settings)
+    access_expires = min(
+        now + timedelta(seconds=settings.ACCESS_TOKEN_TTL), user_session.expires_at
+    )
+    access_token, _ = codec.encode(
+        token_type="access",
+        subject=user.username,
+        session_id=user_session.id,
+        issued_at=now,
+        expires_at=access_expires,
+    )
+    refresh_token, jti = codec.encode(
+        token_type="refresh",
+        subject=user.username,
+        session_id=user_session.id,
+        issued_at=now,
+        expires_at=user_session.expires_at,
+    )
+    await auth_repository.add_refresh_token(
+        db, session_id=user_session.id, jti_hash=fingerprint(jti), now=now
+    )
+    return IssuedTokens(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        expires_in=max(0, int((access_expires - now).total_seconds())),
+    )
+
+
+async def logout(db: AsyncSession, *, session_id: uuid.UUID) -> None:
+    await auth_repository.revoke_session(db, session_id=session_id, now=utcnow())
+
+
+async def list_sessions(db: AsyncSession, *, user_id: uuid.UUID) -> list[UserSession]:
+    return await auth_repository.list_active_sessions(db, user_id=user_id, now=utcnow())
+
+
+async def revoke_session(db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """End one of the caller's sessions; someone else's is simply not found."""
+    if not await auth_repository.revoke_own_session(
+        db, user_id=user_id, session_id=session_id, now=utcnow()
+    ):
+        raise NotFound("Session not found")

@@ -1,0 +1,141 @@
+"""Application settings: every value comes from the environment (or `.env` in development)."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+MIN_SECRET_BYTES = 32
+MIN_PRODUCTION_BCRYPT_ROUNDS = 12
+ENV_EXAMPLE_SECRET = "replace-me-with-the-output-of-python-secrets-token-urlsafe-48"  # noqa: S105
+# Values that people paste from tutorials; refused in production however long they are.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "change-me", "secret", "your-secret-key", "supersecret", ENV_EXAMPLE_SECRET}
+)
+DEFAULT_SQLITE_PATH = Path("var") / "taskhub.db"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Field names are the environment variables operators set."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    ENVIRONMENT: Environment = "development"
+    DATABASE_URL: str | None = None
+    REDIS_URL: SecretStr | None = None
+    JWT_SECRET: SecretStr
+    JWT_ISSUER: str = "taskhub"
+    JWT_AUDIENCE: str = "taskhub"
+    ACCESS_TOKEN_TTL: int = Field(default=900, ge=30, le=86_400)
+    REFRESH_TOKEN_TTL: int = Field(default=604_800, ge=300, le=31_536_000)
+    BCRYPT_ROUNDS: int | None = Field(default=None, ge=4, le=16)
+    PASSWORD_MIN_LENGTH: int = Field(default=8, ge=1, le=72)
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_LOGIN: str = "10/minute"
+    RATE_LIMIT_LOGIN_IP: str = "50/minute"
+    RATE_LIMIT_LOGIN_USERNAME: str = "100/hour"
+    RATE_LIMIT_API: str = "600/minute"
+    RATE_LIMIT_REGISTER: str = "20/hour"
+    TRUSTED_PROXIES: str = ""
+    MAX_BODY_BYTES: int = Field(default=65_536, ge=1024)
+    CORS_ORIGINS: str = ""
+    DOCS_ENABLED: bool = True
+    REMINDER_LEAD_TIME: int = Field(default=3600, ge=60)
+    REMINDER_SCAN_INTERVAL: int = Field(default=60, ge=1)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    LOG_FORMAT: Literal["console", "json"] | None = None
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(default=8000, ge=1, le=65_535)
+    WEB_CONCURRENCY: int = Field(default=1, ge=1, le=64)
+    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
+
+    @field_validator("JWT_SECRET")
+    @classmethod
+    def _secret_is_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes long")
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.ENVIRONMENT != "production":
+            return self
+        if self.JWT_SECRET.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("JWT_SECRET is a known placeholder; generate a random secret")
+        if not self.database_url.startswith("postgresql+"):
+            raise ValueError("DATABASE_URL must point at PostgreSQL in production")
+        if self.REDIS_URL is None:
+            raise ValueError("REDIS_URL is required in production")
+        if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
+            raise ValueError(f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS}")
+        return self
+
+    @cached_property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL with an async driver, whatever form the operator gave."""
+        return async_database_url(self.DATABASE_URL or _default_sqlite_url(self.ENVIRONMENT))
+
+    @cached_property
+    def bcrypt_rounds(self) -> int:
+        if self.BCRYPT_ROUNDS is not None:
+            return self.BCRYPT_ROUNDS
+        return 4 if self.ENVIRONMENT == "test" else 12
+
+    @cached_property
+    def log_format(self) -> str:
+        if self.LOG_FORMAT is not None:
+            return self.LOG_FORMAT
+        return "console" if self.ENVIRONMENT == "development" else "json"
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def async_database_url(url: str) -> str:
+    """Map plain `postgresql://` (as RDS hands out) and `sqlite://` URLs to our async drivers."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("DATABASE_URL must look like postgresql://user:pass@host/db")
+    base = scheme.split("+", 1)[0]
+    if base in {"postgresql", "postgres"}:
+        return f"postgresql+psycopg://{rest}"
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    raise ValueError("DATABASE_URL must use postgresql:// or sqlite://")
+
+
+def _default_sqlite_url(environment: str) -> str:
+    name = "test.db" if environment == "test" else DEFAULT_SQLITE_PATH.name
+    return f"sqlite:///{DEFAULT_SQLITE_PATH.parent / name}"
+
+
+class ConfigurationError(Exception):
+    """Settings are missing or unsafe; the message is one line meant for an operator."""
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; `.env` is only read in development."""
+    environment = os.environ.get("ENVIRONMENT", "development")
+    env_file = ".env" if environment == "development" else None
+    try:
+        return Settings(_env_file=env_file)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "invalid configuration: " + "; ".join(problems)

@@ -1,0 +1,152 @@
+"""Errors that carry their HTTP status, and the handlers that render every error as problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+logger = logging.getLogger(__name__)
+
+
+class TaskHubError(Exception):
+    """Base of every error a client may see. Subclasses fix the status and title."""
+
+    status: int = 500
+    detail: str = "Internal Server Error"
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+        super().__init__(detail or self.detail)
+        self.detail = detail or self.detail
+        self.headers = dict(headers or {})
+
+    def extra(self) -> dict[str, Any]:
+        return {}
+
+
+class BadRequest(TaskHubError):
+    status = 400
+    detail = "The request could not be understood"
+
+
+class Unauthorized(TaskHubError):
+    status = 401
+    detail = "Not authenticated"
+
+    def __init__(self, detail: str | None = None, *, invalid_token: bool = False):
+        challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class NotFound(TaskHubError):
+    status = 404
+    detail = "Not found"
+
+
+class Conflict(TaskHubError):
+    status = 409
+    detail = "Conflict"
+
+
+class UnsupportedMediaType(TaskHubError):
+    status = 415
+    detail = "Unsupported content type"
+
+
+class ValidationFailed(TaskHubError):
+    """A 422 raised by a service rule, shaped like Pydantic's errors."""
+
+    status = 422
+    detail = "Validation failed"
+
+    def __init__(self, *, loc: Sequence[str | int], msg: str, type_: str = "value_error"):
+        super().__init__(msg)
+        self.errors = [{"loc": list(loc), "msg": msg, "type": type_}]
+
+    def extra(self) -> dict[str, Any]:
+        return {"errors": self.errors}
+
+
+class ServiceUnavailable(TaskHubError):
+    status = 503
+    detail = "A dependency is unavailable; retry later"
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": problem_title(status), "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
+    )
+
+
+def problem_title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def _taskhub_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TaskHubError)  # noqa: S101 - registered for this type only
+    return problem_response(exc.status, exc.detail, headers=exc.headers, **exc.extra())
+
+
+async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(exc.status_code, detail, headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    errors = [_public_error(error) for error in exc.errors()]
+    if any(error["type"] == "json_invalid" for error in errors):
+        return problem_response(400, "The request body is not valid JSON")
+    return problem_response(422, "The request failed validation", errors=errors)
+
+
+def _public_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    # Only loc/msg/type: echoing `input` back could reflect passwords into responses.
+    return {
+        "loc": list(error.get("loc", ())),
+        "msg": str(error.get("msg", "")),
+        "type": error.get("type", ""),
+    }
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and not _is_connection_problem(exc):
+        raise exc
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return problem_response(503, ServiceUnavailable.detail, headers={"Retry-After": "5"})
+
+
+def _is_connection_problem(exc: DBAPIError) -> bool:
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TaskHubError, _taskhub_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_unavailable)

@@ -1,0 +1,50 @@
+"""Liveness and readiness. Public: a load balancer calls them without a token."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from taskhub.db import Database
+from taskhub.errors import problem_response
+from taskhub.openapi import error_responses
+
+router = APIRouter(tags=["operations"])
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """The process is serving. Checks no dependency."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", responses=error_responses(503))
+async def ready(request: Request) -> Any:
+    """200 when the database answers; 503 naming what failed otherwise."""
+    database: Database = request.app.state.database
+    checks = {"database": await _database_ok(database)}
+    failed = sorted(name for name, ok in checks.items() if not ok)
+    report = {name: "ok" if ok else "unavailable" for name, ok in checks.items()}
+    if failed:
+        return problem_response(
+            503, f"unavailable: {', '.join(failed)}", headers={"Retry-After": "5"}, checks=report
+        )
+    return JSONResponse({"status": "ok", "checks": report})
+
+
+async def _database_ok(database: Database) -> bool:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), database.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means "not ready"; the log says which kind
+        logger.warning("readiness: database check failed: %s", type(exc).__name__)
+        return False
+    return True

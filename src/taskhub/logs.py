@@ -1,0 +1,63 @@
+"""Logging: readable lines in development, one JSON object per line elsewhere."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from taskhub.config import Settings
+
+# Attributes every LogRecord has; anything else was passed in `extra=` and is worth printing.
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        from taskhub.middleware import request_id_var
+
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class ConsoleFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s%(extras)s"
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        from taskhub.middleware import request_id_var
+
+        record.request_id = request_id_var.get()
+        extras = {
+            k: v
+            for k, v in vars(record).items()
+            if k not in _STANDARD_ATTRS | {"request_id", "extras"}
+        }
+        record.extras = "".join(f" {k}={v}" for k, v in extras.items())
+        return super().format(record)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else ConsoleFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.LOG_LEVEL)

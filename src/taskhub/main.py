@@ -1,0 +1,61 @@
+"""The application factory: settings -> middleware -> error handlers -> routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from taskhub import health
+from taskhub.auth import router as auth_router
+from taskhub.config import Settings, load_settings
+from taskhub.db import create_database
+from taskhub.errors import install_error_handlers
+from taskhub.logs import configure_logging
+from taskhub.middleware import RequestContextMiddleware
+from taskhub.openapi import install_openapi
+from taskhub.security import common_passwords
+from taskhub.tasks import router as task_router
+from taskhub.users import router as user_router
+
+API_PREFIX = "/api/v1"
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings)
+    database = create_database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        common_passwords.preload()
+        logger.info("taskhub started", extra={"environment": settings.ENVIRONMENT})
+        yield
+        await database.dispose()
+
+    app = FastAPI(
+        title="TaskHub API",
+        version="1.0.0",
+        description="Secure-by-default task management. Contract: taskhub-api-v1.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.DOCS_ENABLED else None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    install_openapi(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router.public_router)
+    api.include_router(auth_router.router)
+    api.include_router(user_router.router)
+    api.include_router(task_router.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

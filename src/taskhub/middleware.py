@@ -1,0 +1,129 @@
+"""ASGI middleware that every response passes through: request id, safe headers, last-resort 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from taskhub.errors import PROBLEM_JSON, problem_title
+
+logger = logging.getLogger("taskhub.request")
+
+REQUEST_ID_HEADER = b"x-request-id"
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+JSON_TYPES = ("application/json",)
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+# Routes that take a form body as well as JSON (the OAuth2 password grant).
+FORM_ROUTES = frozenset({"/api/v1/auth/login"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class RequestContextMiddleware:
+    """Tags every response with an `X-Request-ID` and `nosniff`, refuses bodies we cannot parse
+    with 415, and turns any unhandled exception into a bare 500 problem that names the request id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = request_id_var.set(request_id)
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = _with_standard_headers(message.get("headers", []), request_id)
+            await send(message)
+
+        try:
+            if _unsupported_body(scope):
+                await _send_problem(send_with_headers, 415, "Send the body as application/json")
+                return
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            await _send_problem(send_with_headers, 500, None, request_id=request_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            candidate = bytes(value).decode("latin-1")
+            if _CLIENT_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def _with_standard_headers(headers: Any, request_id: str) -> list[tuple[bytes, bytes]]:
+    kept = [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in {b"server", b"x-request-id", b"x-content-type-options"}
+    ]
+    kept.append((b"x-request-id", request_id.encode("latin-1")))
+    kept.append((b"x-content-type-options", b"nosniff"))
+    return kept
+
+
+def _unsupported_body(scope: Scope) -> bool:
+    """True when a body arrives in a media type the route does not parse."""
+    if scope["method"] not in BODY_METHODS or not _has_body(scope):
+        return False
+    content_type = _header(scope, b"content-type").split(";", 1)[0].strip().lower()
+    if content_type in JSON_TYPES or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    ):
+        return False
+    return not (content_type in FORM_TYPES and scope["path"] in FORM_ROUTES)
+
+
+def _has_body(scope: Scope) -> bool:
+    if _header(scope, b"transfer-encoding"):
+        return True
+    length = _header(scope, b"content-length")
+    return bool(length) and length != "0"
+
+
+def _header(scope: Scope, wanted: bytes) -> str:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+async def _send_problem(send: Send, status: int, detail: str | None, **extra: Any) -> None:
+    body: dict[str, Any] = {"type": "about:blank", "title": problem_title(status), "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,1 @@
+"""Security primitives: password hashing, token encoding, signing. Nothing here knows HTTP."""

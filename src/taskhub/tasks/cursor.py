@@ -1,0 +1,67 @@
+"""Opaque keyset cursors, MACed and bound to the owner, sort and filters they were made for."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from taskhub.errors import ValidationFailed
+from taskhub.security.signing import BadSignature, derive_key, sign, unsign
+from taskhub.tasks.repository import Position, SortOrder, TaskFilters
+
+CURSOR_VERSION = 1
+INVALID_CURSOR = (
+    "is not a cursor of this listing (it was altered, or made for another sort or filter)"
+)
+
+
+class CursorCodec:
+    def __init__(self, secret: str) -> None:
+        self._key = derive_key(secret, "task-cursor")
+
+    def encode(self, position: Position, *, scope: str) -> str:
+        key = position.key.isoformat() if isinstance(position.key, datetime) else position.key
+        return sign(
+            {"v": CURSOR_VERSION, "s": scope, "k": key, "i": str(position.task_id)}, self._key
+        )
+
+    def decode(self, cursor: str, *, scope: str, order: SortOrder) -> Position:
+        try:
+            payload = unsign(cursor, self._key)
+            if payload.get("v") != CURSOR_VERSION or payload.get("s") != scope:
+                raise BadSignature
+            return Position(
+                key=_key_of(payload.get("k"), order), task_id=uuid.UUID(str(payload["i"]))
+            )
+        except (BadSignature, KeyError, ValueError, TypeError):
+            raise ValidationFailed(loc=["query", "cursor"], msg=INVALID_CURSOR) from None
+
+
+def _key_of(raw: Any, order: SortOrder) -> Any:
+    if raw is None:
+        if not order.nullable:
+            raise ValueError("missing key")
+        return None
+    if order.column == "priority":
+        if not isinstance(raw, int):
+            raise TypeError("priority key")
+        return raw
+    return datetime.fromisoformat(str(raw))
+
+
+def listing_scope(*, owner_id: uuid.UUID, order: SortOrder, filters: TaskFilters) -> str:
+    """A digest of everything that defines the listing; a cursor only fits the listing it came from."""
+    description = {
+        "owner": str(owner_id),
+        "sort": [order.column, order.descending],
+        "status": sorted(filters.statuses),
+        "priority": sorted(filters.priorities),
+        "due_before": filters.due_before.isoformat() if filters.due_before else None,
+        "due_after": filters.due_after.isoformat() if filters.due_after else None,
+        "q": filters.search,
+    }
+    return hashlib.sha256(orjson.dumps(description, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from taskhub.db import Base, UTCDateTime, new_id, utcnow
+
+
+class TaskStatus(enum.StrEnum):
+    TODO = "todo"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+class TaskPriority(enum.IntEnum):
+    """Stored as its rank so that sorting by priority is sorting by a number."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+
+class Task(Base):
+    __tablename__ = "task"
+    __table_args__ = (
+        CheckConstraint("status IN ('todo', 'in_progress', 'done')", name="status"),
+        CheckConstraint("priority BETWEEN 1 AND 3", name="priority"),
+        # One index per sort key, each led by the owner, so a page costs the same
+        # however many tasks the owner has.
+        Index(None, "owner_id", "created_at", "id"),
+        Index(None, "owner_id", "updated_at", "id"),
+        Index(None, "owner_id", "priority", "id"),
+        Index(None, "owner_id", "due_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE")
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.TODO.value)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=TaskPriority.MEDIUM.value)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Case-folded title and description, written by the app: `q` searches this, so matching
+    # is case-insensitive in every script on both backends (ADR 0005).
+    search_text: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,48 @@
+"""Routes: /users/me."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response, status
+
+from taskhub.auth.dependencies import CurrentPrincipal, current_principal
+from taskhub.dependencies import DbSession, SettingsDep
+from taskhub.openapi import error_responses
+from taskhub.users import service as user_service
+from taskhub.users.schemas import PasswordChange, UserRead
+
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(current_principal)])
+
+
+@router.get("/me", response_model=UserRead, responses=error_responses(401))
+async def read_current_user(principal: CurrentPrincipal) -> Any:
+    """The caller's account."""
+    return principal.user
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 415, 422),
+)
+async def change_password(
+    body: PasswordChange, principal: CurrentPrincipal, db: DbSession, settings: SettingsDep
+) -> Response:
+    """Change the password; every other session of the caller ends."""
+    await user_service.change_password(
+        db,
+        settings=settings,
+        user=principal.user,
+        current_session_id=principal.session_id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
+async def delete_current_user(principal: CurrentPrincipal, db: DbSession) -> Response:
+    """Delete the account with its tasks and sessions; its tokens stop working."""
+    await user_service.delete_account(db, user_id=principal.user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
