@@ -25,15 +25,23 @@ class ApiUser:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
-async def register(client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD) -> httpx.Response:
-    return await client.post(f"{API}/auth/register", json={"username": username, "password": password})
+async def register(
+    client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD
+) -> httpx.Response:
+    return await client.post(
+        f"{API}/auth/register", json={"username": username, "password": password}
+    )
 
 
-async def login(client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD) -> httpx.Response:
+async def login(
+    client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD
+) -> httpx.Response:
     return await client.post(f"{API}/auth/login", data={"username": username, "password": password})
 
 
-async def make_user(client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD) -> ApiUser:
+async def make_user(
+    client: httpx.AsyncClient, username: str, password: str = DEFAULT_PASSWORD
+) -> ApiUser:
     registered = await register(client, username, password)
     assert registered.status_code == 201, registered.text
     tokens = await login(client, username, password)
