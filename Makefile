@@ -16,6 +16,7 @@ help:
 	@echo "make test     install and run the whole suite (TEST_DATABASE_URL=postgresql://... for PostgreSQL)"
 	@echo "make migrate  apply database migrations"
 	@echo "make lint     ruff, ruff format --check, mypy, lock/requirements drift"
+	@echo "make worker   Celery worker (needs REDIS_URL); make beat: the reminder scheduler"
 	@echo "make lock     re-resolve uv.lock and re-export requirements.txt"
 
 $(UV):
@@ -56,6 +57,14 @@ check-lock: | $(UV)
 	$(UV) lock --check
 	@$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt --no-header --quiet | diff -q - requirements.txt >/dev/null \
 		|| { echo "requirements.txt is out of date with uv.lock: run 'make requirements'"; exit 1; }
+
+# Both need REDIS_URL (in .env or the environment) and share the API's DATABASE_URL.
+worker: install
+	exec $(PY) -m celery -A taskhub.worker.celery_app worker --loglevel=INFO --concurrency=2
+
+beat: install
+	@mkdir -p var
+	exec $(PY) -m celery -A taskhub.worker.celery_app beat --loglevel=INFO --schedule var/celerybeat-schedule
 
 check: lint test
 

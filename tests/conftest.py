@@ -20,7 +20,7 @@ from taskhub.main import create_app
 from taskhub.migrate import upgrade
 from tests.helpers import ApiUser, make_user
 
-TABLES = ("task", "refresh_token", "user_session", "user_account")
+TABLES = ("notification", "task", "refresh_token", "user_session", "user_account")
 
 
 def _postgres_url() -> str | None:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from taskhub.config import Settings
@@ -78,8 +79,9 @@ class Database:
         await self.engine.dispose()
 
 
-def create_database(settings: Settings) -> Database:
-    engine = _create_engine(settings)
+def create_database(settings: Settings, *, pooled: bool = True) -> Database:
+    """`pooled=False` for short-lived event loops (Celery jobs): no connection outlives its use."""
+    engine = _create_engine(settings) if pooled else _create_unpooled_engine(settings)
     sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
     return Database(engine=engine, sessions=sessions)
 
@@ -100,6 +102,21 @@ def _create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
     )
+
+
+def _create_unpooled_engine(settings: Settings) -> AsyncEngine:
+    connect_args: dict[str, Any] = (
+        {"timeout": 30}
+        if settings.is_sqlite
+        else {"connect_timeout": 5, "options": "-c timezone=UTC"}
+    )
+    engine = create_async_engine(
+        settings.database_url, poolclass=NullPool, connect_args=connect_args
+    )
+    if settings.is_sqlite:
+        ensure_sqlite_folder(settings.database_url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def ensure_sqlite_folder(url: str) -> None:

@@ -13,8 +13,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
+KNOWN_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +112,24 @@ async def _taskhub_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.detail, headers=exc.headers, **exc.extra())
 
 
-async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(exc.status_code, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first route that matched the path; RFC 9110 wants them all.
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request))) or headers.get("Allow", "")
+    return problem_response(exc.status_code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    # Ask the router itself, one method at a time: included routers are opaque routes.
+    allowed = set()
+    for method in KNOWN_METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    return allowed
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -15,10 +15,12 @@ from taskhub.db import create_database
 from taskhub.errors import install_error_handlers
 from taskhub.logs import configure_logging
 from taskhub.middleware import RequestContextMiddleware
+from taskhub.notifications import router as notification_router
 from taskhub.openapi import install_openapi
 from taskhub.security import common_passwords
 from taskhub.tasks import router as task_router
 from taskhub.users import router as user_router
+from taskhub.worker.in_process import reminder_scheduling
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         common_passwords.preload()
         logger.info("taskhub started", extra={"environment": settings.ENVIRONMENT})
-        yield
+        async with reminder_scheduling(settings, database):
+            yield
         await database.dispose()
 
     app = FastAPI(
@@ -47,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
     install_error_handlers(app)
     install_openapi(app)
 
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(auth_router.router)
     api.include_router(user_router.router)
     api.include_router(task_router.router)
+    api.include_router(notification_router.router)
     app.include_router(api)
     app.include_router(health.router)
     return app

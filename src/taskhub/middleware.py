@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskhub.errors import PROBLEM_JSON, problem_title
@@ -24,15 +25,27 @@ FORM_TYPES = ("application/x-www-form-urlencoded",)
 # Routes that take a form body as well as JSON (the OAuth2 password grant).
 FORM_ROUTES = frozenset({"/api/v1/auth/login"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Says nothing about the cause: the log line with the same request id does.
+UNEXPECTED_ERROR = "An unexpected error occurred; quote the request id when reporting it"
+DEFAULT_MAX_BODY_BYTES = 65_536
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while the body streams in, once it passes the limit; rendered as a 413 problem."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes")
 
 
 class RequestContextMiddleware:
-    """Tags every response with an `X-Request-ID` and `nosniff`, refuses bodies we cannot parse
-    with 415, and turns any unhandled exception into a bare 500 problem that names the request id.
+    """Tags every response with an `X-Request-ID` and `nosniff`, refuses bodies over the limit
+    with 413 and bodies we cannot parse with 415, and turns any unhandled exception into a bare
+    500 problem that names the request id.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,15 +63,22 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if _declared_length(scope) > self.max_body_bytes:
+                raise BodyTooLarge(self.max_body_bytes)
             if _unsupported_body(scope):
                 await _send_problem(send_with_headers, 415, "Send the body as application/json")
                 return
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, _limited(receive, self.max_body_bytes), send_with_headers)
+        except BodyTooLarge as exc:
+            # Normally rendered by the app's handler; this covers a body read outside a route.
+            if started:
+                raise
+            await _send_problem(send_with_headers, 413, exc.detail)
         except Exception:
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if started:
                 raise
-            await _send_problem(send_with_headers, 500, None, request_id=request_id)
+            await _send_problem(send_with_headers, 500, UNEXPECTED_ERROR, request_id=request_id)
         finally:
             request_id_var.reset(token)
 
@@ -94,6 +114,29 @@ def _unsupported_body(scope: Scope) -> bool:
     ):
         return False
     return not (content_type in FORM_TYPES and scope["path"] in FORM_ROUTES)
+
+
+def _declared_length(scope: Scope) -> int:
+    try:
+        return int(_header(scope, b"content-length") or 0)
+    except ValueError:
+        return 0
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """Count the body as it streams in (chunked bodies declare no length)."""
+    received = 0
+
+    async def receive_with_limit() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return receive_with_limit
 
 
 def _has_body(scope: Scope) -> bool:

@@ -1,7 +1,8 @@
 """Every model, imported in one place so that metadata (and Alembic) sees all tables."""
 
 from taskhub.auth.models import RefreshToken, UserSession
+from taskhub.notifications.models import Notification
 from taskhub.tasks.models import Task
 from taskhub.users.models import User
 
-__all__ = ["RefreshToken", "Task", "User", "UserSession"]
+__all__ = ["Notification", "RefreshToken", "Task", "User", "UserSession"]

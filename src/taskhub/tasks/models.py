@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, Uuid
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskhub.db import Base, UTCDateTime, new_id, utcnow
@@ -24,6 +24,9 @@ class TaskPriority(enum.IntEnum):
     HIGH = 3
 
 
+PENDING_WITH_DUE_DATE = text("status != 'done' AND due_at IS NOT NULL")
+
+
 class Task(Base):
     __tablename__ = "task"
     __table_args__ = (
@@ -35,6 +38,14 @@ class Task(Base):
         Index(None, "owner_id", "updated_at", "id"),
         Index(None, "owner_id", "priority", "id"),
         Index(None, "owner_id", "due_at", "id"),
+        # The reminder scan reads pending tasks by due date across all owners.
+        Index(
+            "ix_task_pending_due_at",
+            "due_at",
+            "id",
+            postgresql_where=PENDING_WITH_DUE_DATE,
+            sqlite_where=PENDING_WITH_DUE_DATE,
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)

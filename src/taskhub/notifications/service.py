@@ -1,0 +1,120 @@
+"""Reminder rules: which tasks get a `task_due` notification, and reading notifications."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from taskhub.db import new_id, utcnow
+from taskhub.errors import NotFound
+from taskhub.notifications import repository as notification_repository
+from taskhub.notifications.models import TASK_DUE, Notification
+from taskhub.notifications.repository import DueTask
+from taskhub.pagination import KeysetCursors, invalid_cursor, listing_scope
+
+logger = logging.getLogger(__name__)
+
+SCAN_BATCH_SIZE = 500
+NOTIFICATION_NOT_FOUND = "Notification not found"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationPageResult:
+    items: list[Notification]
+    next_cursor: str | None
+
+
+async def scan_due_reminders(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    lead_time_seconds: int,
+    now: datetime | None = None,
+    batch_size: int = SCAN_BATCH_SIZE,
+) -> int:
+    """Create one `task_due` notification for every pending task whose reminder time has come.
+
+    Due means `due_at - lead <= now <= due_at + lead`: tasks entered with dates long past are not
+    reminded. Safe to run twice, concurrently, or to die half-way: each batch commits on its own
+    and the unique (task_id, task_due_at) constraint drops duplicates. Returns how many were new.
+    """
+    now = now or utcnow()
+    lead = timedelta(seconds=lead_time_seconds)
+    after: tuple[datetime, uuid.UUID] | None = None
+    created = 0
+    while True:
+        async with sessions() as db:
+            batch = await notification_repository.due_tasks_batch(
+                db, window_start=now - lead, window_end=now + lead, after=after, limit=batch_size
+            )
+            created += await notification_repository.insert_reminders(
+                db, [_reminder_row(task, now) for task in batch]
+            )
+            await db.commit()
+        if len(batch) < batch_size:
+            break
+        after = (batch[-1].due_at, batch[-1].id)
+    if created:
+        logger.info("reminders created", extra={"count": created})
+    return created
+
+
+def _reminder_row(task: DueTask, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "user_id": task.owner_id,
+        "task_id": task.id,
+        "task_due_at": task.due_at,
+        "kind": TASK_DUE,
+        "message": f'Task "{task.title}" is due at {task.due_at:%Y-%m-%d %H:%M} UTC',
+        "created_at": now,
+    }
+
+
+async def list_notifications(
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    unread_only: bool,
+    limit: int,
+    cursor: str | None,
+    cursors: KeysetCursors,
+) -> NotificationPageResult:
+    """Newest first, one keyset page at a time."""
+    scope = listing_scope({"user": str(user_id), "unread": unread_only})
+    after = _decode_position(cursors, cursor, scope) if cursor is not None else None
+    rows = await notification_repository.list_owned(
+        db, user_id=user_id, unread_only=unread_only, after=after, limit=limit + 1
+    )
+    items = rows[:limit]
+    if len(rows) <= limit:
+        return NotificationPageResult(items=items, next_cursor=None)
+    last = items[-1]
+    next_cursor = cursors.encode(key=last.created_at.isoformat(), last_id=last.id, scope=scope)
+    return NotificationPageResult(items=items, next_cursor=next_cursor)
+
+
+def _decode_position(cursors: KeysetCursors, cursor: str, scope: str) -> tuple[datetime, uuid.UUID]:
+    key, last_id = cursors.decode(cursor, scope=scope)
+    if not isinstance(key, str):
+        raise invalid_cursor()
+    try:
+        return datetime.fromisoformat(key), last_id
+    except ValueError:
+        raise invalid_cursor() from None
+
+
+async def mark_read(
+    db: AsyncSession, *, user_id: uuid.UUID, notification_id: uuid.UUID
+) -> Notification:
+    """Idempotent: the first read time stays. Another user's notification is not found."""
+    notification = await notification_repository.mark_read(
+        db, user_id=user_id, notification_id=notification_id, now=utcnow()
+    )
+    if notification is None:
+        raise NotFound(NOTIFICATION_NOT_FOUND)
+    return notification

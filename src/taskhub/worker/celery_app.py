@@ -1,0 +1,68 @@
+"""The Celery application, configured from the same Settings as the API.
+
+Reliability choices (ADR 0007): a job is acknowledged only after it ran (`acks_late`), a job
+whose worker died is re-queued (`task_reject_on_worker_lost`), a worker holds one job at a time
+(prefetch 1), Redis re-delivers an unacknowledged job after `visibility_timeout` (far longer
+than any scan), and a stopping worker gets a soft-shutdown window to finish or re-queue. Only
+JSON is accepted: pickle would let whoever can write to Redis run code in the worker.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from taskhub.config import ConfigurationError, Settings, load_settings
+
+VISIBILITY_TIMEOUT_SECONDS = 3600
+SOFT_SHUTDOWN_SECONDS = 30
+
+
+class MissingBroker(Exception):
+    pass
+
+
+def create_celery(settings: Settings) -> Celery:
+    if settings.REDIS_URL is None:
+        raise MissingBroker("REDIS_URL is required to run the worker or beat")
+    app = Celery(
+        "taskhub", broker=settings.REDIS_URL.get_secret_value(), include=["taskhub.worker.jobs"]
+    )
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_soft_shutdown_timeout=SOFT_SHUTDOWN_SECONDS,
+        worker_enable_soft_shutdown_on_idle=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule={
+            "scan-due-reminders": {
+                "task": "taskhub.scan_due_reminders",
+                "schedule": float(settings.REMINDER_SCAN_INTERVAL),
+                # A scan that waited longer than one interval is stale: the next one covers it.
+                "options": {"expires": float(settings.REMINDER_SCAN_INTERVAL)},
+            }
+        },
+    )
+    app.conf.taskhub_settings = settings
+    return app
+
+
+def _default_app() -> Celery:
+    try:
+        return create_celery(load_settings())
+    except (ConfigurationError, MissingBroker) as exc:
+        raise SystemExit(f"taskhub worker: {exc}") from None
+
+
+# `celery -A taskhub.worker.celery_app worker` imports this module and finds `app`.
+app = _default_app()

@@ -1,0 +1,44 @@
+"""Without REDIS_URL there is no broker: the API process runs the reminder scan on a timer itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from taskhub.config import Settings
+from taskhub.db import Database
+from taskhub.notifications.service import scan_due_reminders
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def reminder_scheduling(settings: Settings, database: Database) -> AsyncIterator[None]:
+    """Run the scan in-process when there is no broker; otherwise leave it to Celery beat."""
+    if settings.REDIS_URL is not None:
+        logger.info("reminders: scanned by the Celery worker (REDIS_URL is set)")
+        yield
+        return
+    logger.info(
+        "reminders: no REDIS_URL, scanning in-process every %ss", settings.REMINDER_SCAN_INTERVAL
+    )
+    loop_task = asyncio.create_task(_scan_forever(settings, database), name="reminder-scan")
+    try:
+        yield
+    finally:
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+
+
+async def _scan_forever(settings: Settings, database: Database) -> None:
+    while True:
+        try:
+            await scan_due_reminders(
+                database.sessions, lead_time_seconds=settings.REMINDER_LEAD_TIME
+            )
+        except Exception:  # a failed scan must not end the loop; the next one retries
+            logger.exception("reminder scan failed; retrying at the next interval")
+        await asyncio.sleep(settings.REMINDER_SCAN_INTERVAL)

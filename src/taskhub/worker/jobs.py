@@ -1,0 +1,39 @@
+"""Celery jobs: thin synchronous wrappers around async service functions."""
+
+from __future__ import annotations
+
+import asyncio
+
+from celery import shared_task
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from taskhub.config import load_settings
+from taskhub.db import create_database
+from taskhub.notifications.service import scan_due_reminders
+
+
+@shared_task(
+    name="taskhub.scan_due_reminders",
+    autoretry_for=(DBAPIError, PoolTimeoutError, OSError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def scan_due_reminders_job() -> int:
+    """Run one reminder scan; a database failure is retried with back-off."""
+    return asyncio.run(_scan())
+
+
+async def _scan() -> int:
+    settings = load_settings()
+    # A fresh engine per run: asyncio.run() makes a new event loop each time, and pooled
+    # async connections cannot move between loops.
+    database = create_database(settings, pooled=False)
+    try:
+        return await scan_due_reminders(
+            database.sessions, lead_time_seconds=settings.REMINDER_LEAD_TIME
+        )
+    finally:
+        await database.dispose()
