@@ -1,0 +1,159 @@
+"""Rate limits with the `limits` library: moving windows in Redis (shared by every instance) when
+REDIS_URL is set, in process memory otherwise.
+
+If Redis stops answering, the per-user API limit fails open (logged, and /ready reports Redis)
+while login and registration limits fall back to the in-process counter rather than vanish.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+
+from taskhub.config import Settings
+from taskhub.errors import TaskHubError
+
+logger = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    limit: int
+    remaining: int
+    reset_after: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_after),
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_after),
+        }
+
+
+class TooManyRequests(TaskHubError):
+    status = 429
+    detail = "Too many requests; retry later"
+
+    def __init__(self, state: LimitState, detail: str | None = None) -> None:
+        retry_after = max(1, state.reset_after)
+        super().__init__(detail, headers={"Retry-After": str(retry_after), **state.headers()})
+
+
+class RateLimiter:
+    """Every limit of the contract, by name. Identifiers never include secrets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.RATE_LIMIT_ENABLED
+        self.login_pair = parse(settings.RATE_LIMIT_LOGIN)
+        self.login_ip = parse(settings.RATE_LIMIT_LOGIN_IP)
+        self.login_username = parse(settings.RATE_LIMIT_LOGIN_USERNAME)
+        self.register = parse(settings.RATE_LIMIT_REGISTER)
+        self.api = parse(settings.RATE_LIMIT_API)
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        if settings.REDIS_URL is not None:
+            storage = RedisStorage(
+                "async+" + settings.REDIS_URL.get_secret_value(),
+                implementation="redispy",
+                wrap_exceptions=True,
+                key_prefix="taskhub-limits",
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            self._shared = MovingWindowRateLimiter(storage)
+        self._shared_failing = False
+
+    async def ensure_login_allowed(self, *, username: str, ip: str) -> None:
+        """429 while any login limit for this (username, address) is used up, whatever the password."""
+        for item, identifiers in self._login_limits(username, ip):
+            outcome = await self._apply(item, identifiers, hit=False, fallback_local=True)
+            if outcome is not None and not outcome[0]:
+                raise TooManyRequests(outcome[1], "Too many failed logins; retry later")
+
+    async def record_login_failure(self, *, username: str, ip: str) -> None:
+        for item, identifiers in self._login_limits(username, ip):
+            await self._apply(item, identifiers, hit=True, fallback_local=True)
+
+    async def hit_register(self, *, ip: str) -> None:
+        outcome = await self._apply(self.register, ("register", ip), hit=True, fallback_local=True)
+        if outcome is not None and not outcome[0]:
+            raise TooManyRequests(
+                outcome[1], "Too many registrations from this address; retry later"
+            )
+
+    async def hit_api(self, *, user_id: str) -> LimitState | None:
+        """Count one request of a user; None when limits are off or the shared store is down."""
+        outcome = await self._apply(self.api, ("api", user_id), hit=True, fallback_local=False)
+        if outcome is None:
+            return None
+        allowed, state = outcome
+        if not allowed:
+            raise TooManyRequests(state)
+        return state
+
+    def _login_limits(self, username: str, ip: str) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+        name = username.strip().lower()[:64]
+        return [
+            (self.login_pair, ("login-pair", name, ip)),
+            (self.login_ip, ("login-ip", ip)),
+            (self.login_username, ("login-user", name)),
+        ]
+
+    async def _apply(
+        self, item: RateLimitItem, identifiers: tuple[str, ...], *, hit: bool, fallback_local: bool
+    ) -> tuple[bool, LimitState] | None:
+        """Hit (or only test) a limit: (allowed, state), or None when limits are off or no store answers."""
+        if not self.enabled:
+            return None
+        for limiter in self._limiters(fallback_local):
+            try:
+                if hit:
+                    allowed = await limiter.hit(item, *identifiers)
+                else:
+                    allowed = await limiter.test(item, *identifiers)
+                stats = await limiter.get_window_stats(item, *identifiers)
+            except StorageError as exc:
+                self._note_failure(exc)
+                continue
+            if limiter is self._shared:
+                self._note_recovery()
+            return allowed, _state_of(item, stats.remaining, stats.reset_time)
+        return None
+
+    def _limiters(self, fallback_local: bool) -> list[MovingWindowRateLimiter]:
+        if self._shared is None:
+            return [self._local]
+        return [self._shared, self._local] if fallback_local else [self._shared]
+
+    def _note_failure(self, exc: Exception) -> None:
+        if not self._shared_failing:
+            logger.warning(
+                "rate-limit store unreachable (%s): API limit open, login limits in-process",
+                type(exc).__name__,
+            )
+            self._shared_failing = True
+
+    def _note_recovery(self) -> None:
+        if self._shared_failing:
+            logger.info("rate-limit store reachable again")
+            self._shared_failing = False
+
+
+def _state_of(item: RateLimitItem, remaining: int, reset_time: float) -> LimitState:
+    return LimitState(
+        limit=item.amount,
+        remaining=max(0, remaining),
+        reset_after=max(0, math.ceil(reset_time - time.time())),
+    )

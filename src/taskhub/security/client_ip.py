@@ -1,0 +1,54 @@
+"""The client's address: the socket peer, or `X-Forwarded-For` only when the peer is a trusted proxy."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from functools import lru_cache
+
+from starlette.requests import HTTPConnection
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=16)
+def parse_trusted_proxies(value: str) -> tuple[Network, ...]:
+    """`TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks; empty trusts nobody."""
+    return tuple(
+        ipaddress.ip_network(item.strip(), strict=False)
+        for item in value.split(",")
+        if item.strip()
+    )
+
+
+def _is_trusted(address: str, trusted: Iterable[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_ip(connection: HTTPConnection, trusted: tuple[Network, ...]) -> str:
+    """Walk `X-Forwarded-For` from the right, past our own proxies, to the first hop we don't run.
+
+    A client can prepend anything it likes to the header; only the entries appended by trusted
+    proxies are believed, so a spoofed header changes nothing.
+    """
+    peer = connection.client.host if connection.client else "unknown"
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    forwarded = [
+        hop.strip() for hop in ",".join(connection.headers.getlist("x-forwarded-for")).split(",")
+    ]
+    for hop in reversed([hop for hop in forwarded if hop]):
+        if not _is_trusted(hop, trusted):
+            return _valid_or(hop, peer)
+    return peer
+
+
+def _valid_or(candidate: str, fallback: str) -> str:
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return fallback
