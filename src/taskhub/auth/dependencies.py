@@ -37,7 +37,10 @@ def bearer_token(request: Request) -> str | None:
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token or any(ch.isspace() for ch in token):
+    if scheme.lower() != "bearer":
+        # Another scheme (Basic...) sent no bearer token to reject: RFC 6750 3.1 says no error code.
+        raise Unauthorized()
+    if not token or any(ch.isspace() for ch in token):
         raise Unauthorized(INVALID_TOKEN, invalid_token=True)
     return token
 

@@ -11,20 +11,23 @@ from taskhub.users.schemas import USERNAME_PATTERN
 
 class UserRegister(InputModel):
     username: str = Field(pattern=USERNAME_PATTERN, description="3-32 of A-Z a-z 0-9 _ . -")
+    # No max_length here: an over-long password must get the rule's message naming the
+    # 72-byte limit (password_rules), not a generic "at most N characters".
     password: str = Field(
-        max_length=1024,
         description="at least PASSWORD_MIN_LENGTH characters, at most 72 bytes in UTF-8",
     )
 
 
 class LoginJSON(InputModel):
-    # Generous limits: an over-long password is merely wrong at login (401), not malformed.
-    username: str = Field(min_length=1, max_length=256)
-    password: str = Field(min_length=1, max_length=4096)
+    # No upper limits: an over-long username or password is merely wrong at login (401), not
+    # malformed (422); the request body limit bounds them.
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)
 
 
 class RefreshRequest(InputModel):
-    refresh_token: str = Field(max_length=4096)
+    # Any string is a well-formed request; a bad token (even an over-long one) is a 401.
+    refresh_token: str
 
 
 class TokenPair(OutputModel):

@@ -75,9 +75,15 @@ async def login(
         user_id=user.id,
         now=now,
         expires_at=now + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
-        user_agent=(user_agent or None) and user_agent[:256],
+        user_agent=_stored_user_agent(user_agent),
     )
     return await _issue_tokens(db, settings=settings, user=user, user_session=user_session, now=now)
+
+
+def _stored_user_agent(user_agent: str | None) -> str | None:
+    # The header is client-controlled: PostgreSQL refuses NUL in text, and the column holds 256.
+    cleaned = (user_agent or "").replace("\x00", "")[:256]
+    return cleaned or None
 
 
 async def refresh(db: AsyncSession, *, settings: Settings, refresh_token: str) -> IssuedTokens:

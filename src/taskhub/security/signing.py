@@ -28,7 +28,8 @@ def sign(payload: dict[str, Any], key: bytes) -> str:
 
 def unsign(value: str, key: bytes) -> dict[str, Any]:
     body, sep, tag = value.partition(".")
-    if not sep or not body or not tag:
+    # A signed value is pure ASCII; anything else would also make compare_digest raise TypeError.
+    if not sep or not body or not tag or not value.isascii():
         raise BadSignature
     expected = _b64encode(hmac.new(key, body.encode(), hashlib.sha256).digest())
     if not hmac.compare_digest(expected, tag):

@@ -82,11 +82,16 @@ def _claims_of(claims: dict[str, Any], expected_type: TokenType) -> TokenClaims:
     subject, jti, sid = claims["sub"], claims["jti"], claims["sid"]
     if not (isinstance(subject, str) and isinstance(jti, str) and isinstance(sid, str)):
         raise InvalidToken("claim types")
+    if "\x00" in subject:  # PostgreSQL refuses NUL in text: it must never reach a query
+        raise InvalidToken("sub")
     try:
         session_id = uuid.UUID(sid)
     except ValueError:
         raise InvalidToken("sid") from None
-    expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
+    try:
+        expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
+    except (OverflowError, OSError, ValueError):  # an `exp` past year 9999 passes PyJWT's check
+        raise InvalidToken("exp out of range") from None
     return TokenClaims(
         subject=subject, session_id=session_id, jti=jti, type=expected_type, expires_at=expires_at
     )

@@ -1,0 +1,111 @@
+"""bcrypt hashing: 72-byte limit enforced (never truncated), failures are False, not exceptions."""
+
+from __future__ import annotations
+
+import bcrypt
+import pytest
+
+from taskhub.security.common_passwords import COMMON_PASSWORD_COUNT, is_common_password
+from taskhub.security.passwords import (
+    BCRYPT_MAX_BYTES,
+    fits_bcrypt,
+    hash_password,
+    verify_against_dummy,
+    verify_password,
+)
+
+ROUNDS = 4
+
+
+class TestHashAndVerify:
+    async def test_hash_password_gives_a_bcrypt_hash_with_the_requested_cost(self) -> None:
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+
+        assert password_hash.startswith("$2b$04$")
+        assert "plum-kettle-orbit-42" not in password_hash
+        assert bcrypt.checkpw(b"plum-kettle-orbit-42", password_hash.encode())
+
+    async def test_hashing_the_same_password_twice_gives_different_salts(self) -> None:
+        first = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+        second = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+
+        assert first != second
+
+    async def test_verify_password_accepts_the_right_password(self) -> None:
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+
+        assert await verify_password("plum-kettle-orbit-42", password_hash) is True
+
+    @pytest.mark.parametrize(
+        "attempt", ["plum-kettle-orbit-43", "PLUM-KETTLE-ORBIT-42", "", "plum-kettle-orbit-42 "]
+    )
+    async def test_verify_password_rejects_a_wrong_password(self, attempt: str) -> None:
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+
+        assert await verify_password(attempt, password_hash) is False
+
+    async def test_multibyte_password_of_exactly_72_bytes_roundtrips(self) -> None:
+        password = "€" * 24
+        assert len(password.encode()) == BCRYPT_MAX_BYTES
+
+        password_hash = await hash_password(password, rounds=ROUNDS)
+
+        assert await verify_password(password, password_hash) is True
+        assert await verify_password("€" * 23, password_hash) is False
+
+
+class TestSeventyTwoByteLimit:
+    @pytest.mark.parametrize(
+        ("password", "fits"),
+        [
+            ("a" * 72, True),
+            ("a" * 73, False),
+            ("€" * 24, True),  # 72 bytes
+            ("€" * 25, False),  # 75 bytes, 25 characters
+            ("a" * 71 + "é", False),  # 73 bytes
+            ("", True),
+        ],
+    )
+    def test_fits_bcrypt_counts_utf8_bytes(self, password: str, fits: bool) -> None:
+        assert fits_bcrypt(password) is fits
+
+    async def test_hash_password_refuses_input_over_72_bytes(self) -> None:
+        with pytest.raises(ValueError, match="72 bytes"):
+            await hash_password("€" * 25, rounds=ROUNDS)
+
+    async def test_verify_password_over_72_bytes_returns_false_without_raising(self) -> None:
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+
+        assert await verify_password("x" * 100, password_hash) is False
+        assert await verify_password("€" * 25, password_hash) is False
+        assert await verify_password("y" * 100_000, password_hash) is False
+
+    async def test_verify_password_is_not_fooled_by_truncation(self) -> None:
+        password = "k" * 72
+        password_hash = await hash_password(password, rounds=ROUNDS)
+
+        # bcrypt alone would ignore everything after byte 72 and accept these.
+        assert await verify_password(password + "extra", password_hash) is False
+        assert await verify_password(password + "€", password_hash) is False
+
+
+class TestDummyVerification:
+    async def test_verify_against_dummy_runs_and_returns_nothing(self) -> None:
+        await verify_against_dummy("whatever-password", rounds=ROUNDS)
+
+    async def test_verify_against_dummy_takes_over_long_passwords(self) -> None:
+        await verify_against_dummy("€" * 100, rounds=ROUNDS)
+        await verify_against_dummy("", rounds=ROUNDS)
+
+
+class TestCommonPasswords:
+    @pytest.mark.parametrize("password", ["password1", "PASSWORD1", "Qwerty123", "iloveyou"])
+    def test_common_passwords_are_found_ignoring_case(self, password: str) -> None:
+        assert is_common_password(password) is True
+
+    @pytest.mark.parametrize("password", ["plum-kettle-orbit-42", "zq8-vk3w", "€€€€€€€€"])
+    def test_uncommon_passwords_are_not_found(self, password: str) -> None:
+        assert is_common_password(password) is False
+
+    def test_the_list_holds_at_least_the_asvs_minimum(self) -> None:
+        assert COMMON_PASSWORD_COUNT >= 3000
