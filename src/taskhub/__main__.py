@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -31,14 +32,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def init_env(path: Path) -> int:
-    if path.exists():
-        return 0
     secret = secrets.token_urlsafe(48)
-    path.write_text(
-        "# Local development settings, written by `make run`. Never commit this file.\n"
-        f"JWT_SECRET={secret}\n"
-    )
-    path.chmod(0o600)
+    try:
+        # O_EXCL: never overwrite an existing .env, even one created a moment ago;
+        # mode 0600 from the first byte, so the secret is never readable by others.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return 0
+    with os.fdopen(fd, "w") as env_file:
+        env_file.write(
+            "# Local development settings, written by `make run`. Never commit this file.\n"
+            f"JWT_SECRET={secret}\n"
+        )
+    path.chmod(0o600)  # whatever the umask
     print(f"taskhub: wrote {path} with a freshly generated JWT_SECRET")
     return 0
 

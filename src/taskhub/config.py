@@ -19,13 +19,18 @@ ENV_EXAMPLE_SECRET = "replace-me-with-the-output-of-python-secrets-token-urlsafe
 PLACEHOLDER_SECRETS = frozenset(
     {"changeme", "change-me", "secret", "your-secret-key", "supersecret", ENV_EXAMPLE_SECRET}
 )
+# "changeme" * 4 is long enough but no secret: a random one of 32+ bytes has far more variety.
+MIN_DISTINCT_SECRET_CHARS = 10
 DEFAULT_SQLITE_PATH = Path("var") / "taskhub.db"
 
 
 class Settings(BaseSettings):
     """Runtime configuration. Field names are the environment variables operators set."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused JWT_SECRET must not be printed back in the error.
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     ENVIRONMENT: Environment = "development"
     DATABASE_URL: str | None = None
@@ -68,7 +73,8 @@ class Settings(BaseSettings):
     def _production_is_safe(self) -> Settings:
         if self.ENVIRONMENT != "production":
             return self
-        if self.JWT_SECRET.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+        secret = self.JWT_SECRET.get_secret_value().strip()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(set(secret)) < MIN_DISTINCT_SECRET_CHARS:
             raise ValueError("JWT_SECRET is a known placeholder; generate a random secret")
         if not self.database_url.startswith("postgresql+"):
             raise ValueError("DATABASE_URL must point at PostgreSQL in production")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from taskhub.config import Settings
 from taskhub.db import Database
 from taskhub.errors import problem_response
 from taskhub.openapi import error_responses
@@ -28,9 +29,12 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses=error_responses(503))
 async def ready(request: Request) -> Any:
-    """200 when the database answers; 503 naming what failed otherwise."""
+    """200 when the database (and Redis, where configured) answers; 503 naming what failed."""
     database: Database = request.app.state.database
+    settings: Settings = request.app.state.settings
     checks = {"database": await _database_ok(database)}
+    if settings.REDIS_URL is not None:
+        checks["redis"] = await _redis_ok(settings.REDIS_URL.get_secret_value())
     failed = sorted(name for name, ok in checks.items() if not ok)
     report = {name: "ok" if ok else "unavailable" for name, ok in checks.items()}
     if failed:
@@ -47,4 +51,21 @@ async def _database_ok(database: Database) -> bool:
     except Exception as exc:  # any failure means "not ready"; the log says which kind
         logger.warning("readiness: database check failed: %s", type(exc).__name__)
         return False
+    return True
+
+
+async def _redis_ok(url: str) -> bool:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(
+        url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
+    )
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await client.ping()
+    except Exception as exc:  # as above: the kind goes to the log, never the URL
+        logger.warning("readiness: redis check failed: %s", type(exc).__name__)
+        return False
+    finally:
+        await client.aclose()
     return True

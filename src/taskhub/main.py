@@ -14,7 +14,7 @@ from taskhub.config import Settings, load_settings
 from taskhub.db import create_database
 from taskhub.errors import install_error_handlers
 from taskhub.logs import configure_logging
-from taskhub.middleware import RequestContextMiddleware
+from taskhub.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from taskhub.notifications import router as notification_router
 from taskhub.openapi import install_openapi
 from taskhub.security import common_passwords
@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
+    install_cors(app, settings)
+    # Added last, so outermost: CORS preflights and every error get the standard headers too.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
     install_error_handlers(app)
     install_openapi(app)
@@ -63,3 +65,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     return app
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """Allow the browser origins in CORS_ORIGINS; none by default. Tokens travel in the
+    Authorization header, never in cookies, so credentials are never allowed.
+    """
+    origins = [origin.strip() for origin in settings.CORS_ORIGINS.split(",") if origin.strip()]
+    if not origins:
+        return
+    app.add_middleware(
+        ProblemCORSMiddleware,
+        allow_origins=origins,
+        allow_credentials=False,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["Location", "Retry-After", "X-Request-ID"],
+        max_age=600,
+    )

@@ -9,10 +9,13 @@ from contextvars import ContextVar
 from typing import Any
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskhub.errors import PROBLEM_JSON, problem_title
+from taskhub.errors import PROBLEM_JSON, problem_response, problem_title
 
 logger = logging.getLogger("taskhub.request")
 
@@ -70,7 +73,8 @@ class RequestContextMiddleware:
                 return
             await self.app(scope, _limited(receive, self.max_body_bytes), send_with_headers)
         except BodyTooLarge as exc:
-            # Normally rendered by the app's handler; this covers a body read outside a route.
+            # A declared length over the limit, or a streamed body read outside any route
+            # (inside one, the app's handler renders it the same way).
             if started:
                 raise
             await _send_problem(send_with_headers, 413, exc.detail)
@@ -170,3 +174,19 @@ async def _send_problem(send: Send, status: int, detail: str | None, **extra: An
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, with a refused preflight rendered as a problem document."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        cors_headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name.startswith("access-control-") or name == "vary"
+        }
+        detail = bytes(response.body).decode()
+        return problem_response(response.status_code, detail, headers=cors_headers)

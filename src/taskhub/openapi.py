@@ -41,8 +41,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Document the given statuses (plus the ones any route can return) as problem documents."""
     documented = {*statuses, 500, 503}
-    if 415 in documented:  # a route that takes a body also refuses one over MAX_BODY_BYTES
-        documented.add(413)
+    if 415 in documented:  # a route that takes a body also refuses bad JSON and oversize bodies
+        documented |= {400, 413}
     return {
         status: {
             "description": HTTPStatus(status).phrase,

@@ -1,0 +1,123 @@
+"""`python -m taskhub`, run the way an operator runs it: a separate process in its own folder."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from taskhub.config import MIN_SECRET_BYTES, Settings
+
+TIMEOUT_SECONDS = 60
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The caller's environment without any TaskHub setting, plus `overrides`."""
+    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+    env.update(overrides)
+    return env
+
+
+def run_taskhub(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "taskhub", *args],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+def dotenv_secret(path: Path) -> str:
+    [line] = [line for line in path.read_text().splitlines() if line.startswith("JWT_SECRET=")]
+    return line.removeprefix("JWT_SECRET=")
+
+
+class TestMissingConfiguration:
+    def test_missing_jwt_secret_exits_2_with_one_line_naming_it(self, tmp_path: Path) -> None:
+        result = run_taskhub(tmp_path, "migrate")
+
+        assert result.returncode == 2
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "JWT_SECRET" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+        assert list(tmp_path.iterdir()) == []  # nothing was created, not even var/
+
+    def test_short_jwt_secret_exits_2_with_one_line_naming_it(self, tmp_path: Path) -> None:
+        short = "s" * (MIN_SECRET_BYTES - 1)
+
+        result = run_taskhub(tmp_path, "migrate", JWT_SECRET=short)
+
+        assert result.returncode == 2
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "JWT_SECRET" in result.stderr
+        assert f"{MIN_SECRET_BYTES} bytes" in result.stderr
+        assert short not in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_unsafe_production_settings_exit_2_without_traceback(self, tmp_path: Path) -> None:
+        result = run_taskhub(
+            tmp_path,
+            "serve",
+            ENVIRONMENT="production",
+            JWT_SECRET="changeme" * 4,
+            DATABASE_URL="postgresql://u@127.0.0.1:1/db",
+            REDIS_URL="redis://127.0.0.1:1/0",
+        )
+
+        assert result.returncode == 2
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "JWT_SECRET" in result.stderr
+        assert "changeme" not in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+class TestInitEnv:
+    def test_writes_a_private_dotenv_with_a_fresh_secret(self, tmp_path: Path) -> None:
+        result = run_taskhub(tmp_path, "init-env")
+
+        assert result.returncode == 0, result.stderr
+        env_file = tmp_path / ".env"
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+        secret = dotenv_secret(env_file)
+        assert len(secret.encode()) >= MIN_SECRET_BYTES
+        assert secret not in result.stdout + result.stderr
+
+    def test_does_not_overwrite_an_existing_dotenv(self, tmp_path: Path) -> None:
+        env_file = tmp_path / ".env"
+        env_file.write_text("JWT_SECRET=mine-and-only-mine-0123456789abcdefgh\nPORT=9000\n")
+
+        result = run_taskhub(tmp_path, "init-env")
+
+        assert result.returncode == 0, result.stderr
+        assert env_file.read_text() == (
+            "JWT_SECRET=mine-and-only-mine-0123456789abcdefgh\nPORT=9000\n"
+        )
+
+    def test_the_written_dotenv_is_enough_to_migrate(self, tmp_path: Path) -> None:
+        assert run_taskhub(tmp_path, "init-env").returncode == 0
+
+        result = run_taskhub(tmp_path, "migrate")
+
+        assert result.returncode == 0, result.stderr
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'var' / 'taskhub.db'}")
+        try:
+            tables = set(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+        assert {"alembic_version", "user_account", "user_session", "task"} <= tables
+
+
+def test_unknown_command_exits_2_with_usage(tmp_path: Path) -> None:
+    result = run_taskhub(tmp_path, "explode")
+
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,262 @@
+"""/openapi.json describes the whole v1 contract, errors included, as clients will read it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from taskhub.main import create_app
+from tests.conftest import make_settings
+from tests.helpers import assert_problem
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+SCHEME = "OAuth2PasswordBearer"
+
+# (method, path with every path parameter written {id}) -> statuses the contract says it returns
+CONTRACT: dict[tuple[str, str], set[int]] = {
+    ("post", "/api/v1/auth/register"): {201, 400, 409, 413, 415, 422},
+    ("post", "/api/v1/auth/login"): {200, 400, 401, 413, 415, 422},
+    ("post", "/api/v1/auth/refresh"): {200, 400, 401, 413, 415, 422},
+    ("post", "/api/v1/auth/logout"): {204, 401},
+    ("get", "/api/v1/users/me"): {200, 401},
+    ("delete", "/api/v1/users/me"): {204, 401},
+    ("post", "/api/v1/users/me/password"): {204, 400, 401, 413, 415, 422},
+    ("get", "/api/v1/users/me/sessions"): {200, 401},
+    ("delete", "/api/v1/users/me/sessions/{id}"): {204, 401, 404, 422},
+    ("post", "/api/v1/tasks"): {201, 400, 401, 413, 415, 422},
+    ("get", "/api/v1/tasks"): {200, 401, 422},
+    ("get", "/api/v1/tasks/{id}"): {200, 401, 404, 422},
+    ("patch", "/api/v1/tasks/{id}"): {200, 400, 401, 404, 413, 415, 422},
+    ("delete", "/api/v1/tasks/{id}"): {204, 401, 404, 422},
+}
+PUBLIC = {
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/refresh"),
+}
+OPERATIONS = {("get", "/health"): {200}, ("get", "/ready"): {200, 503}}
+HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
+
+
+def contract_path(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{id}", path)
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method, contract_path(path)): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    }
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs(value)
+
+
+@pytest.fixture
+async def document(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    result: dict[str, Any] = response.json()
+    return result
+
+
+@pytest.fixture
+def ops(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return operations(document)
+
+
+@pytest.fixture
+async def docs_disabled_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    application: FastAPI = create_app(make_settings(database_url, DOCS_ENABLED=False))
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+    await application.state.database.dispose()
+
+
+class TestOperations:
+    def test_lists_every_api_v1_operation_of_the_contract(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        missing = set(CONTRACT) - set(ops)
+
+        assert missing == set()
+
+    def test_lists_health_and_ready(self, ops: dict[tuple[str, str], dict[str, Any]]) -> None:
+        assert set(OPERATIONS) <= set(ops)
+
+    def test_every_operation_has_a_unique_id_and_a_summary(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        ids = [operation["operationId"] for operation in ops.values()]
+
+        assert len(ids) == len(set(ids))
+        for key, operation in ops.items():
+            assert operation.get("summary") or operation.get("description"), key
+
+
+class TestStatusCodes:
+    @pytest.mark.parametrize("key", sorted({**CONTRACT, **OPERATIONS}), ids=" ".join)
+    def test_documents_each_status_the_operation_can_return(
+        self, ops: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str]
+    ) -> None:
+        expected = {**CONTRACT, **OPERATIONS}[key]
+
+        documented = {int(status) for status in ops[key]["responses"]}
+
+        assert expected <= documented
+
+    def test_every_api_operation_documents_500_and_503(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for key in CONTRACT:
+            assert {"500", "503"} <= set(ops[key]["responses"]), key
+
+    def test_protected_operations_document_401(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for key in set(CONTRACT) - PUBLIC:
+            assert "401" in ops[key]["responses"], key
+
+    def test_id_routes_document_404_and_422(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for key in (k for k in CONTRACT if "{id}" in k[1]):
+            assert {"404", "422"} <= set(ops[key]["responses"]), key
+
+    def test_operations_with_input_document_422(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for key, operation in ops.items():
+            if operation.get("requestBody") or operation.get("parameters"):
+                assert "422" in operation["responses"], key
+
+    def test_operations_with_a_body_document_400_413_and_415(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for key, operation in ops.items():
+            if operation.get("requestBody"):
+                assert {"400", "413", "415"} <= set(operation["responses"]), key
+
+    def test_every_error_response_is_a_problem_document(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for key, operation in ops.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert response["content"] == {PROBLEM_JSON: {"schema": PROBLEM_REF}}, (
+                        key,
+                        status,
+                    )
+
+    def test_204_responses_have_no_body(self, ops: dict[tuple[str, str], dict[str, Any]]) -> None:
+        for key, operation in ops.items():
+            if "204" in operation["responses"]:
+                assert not operation["responses"]["204"].get("content"), key
+
+
+class TestSchemas:
+    def test_problem_schema_has_the_rfc_9457_members(self, document: dict[str, Any]) -> None:
+        problem = document["components"]["schemas"]["Problem"]
+
+        assert {"type", "title", "status"} <= set(problem["required"])
+        assert {"type", "title", "status", "detail", "errors", "request_id"} <= set(
+            problem["properties"]
+        )
+        item = problem["properties"]["errors"]["items"]["properties"]
+        assert set(item) == {"loc", "msg", "type"}
+
+    def test_fastapis_own_validation_error_schema_is_gone(self, document: dict[str, Any]) -> None:
+        schemas = document["components"]["schemas"]
+
+        assert "HTTPValidationError" not in schemas
+        assert "ValidationError" not in schemas
+
+    def test_every_reference_resolves(self, document: dict[str, Any]) -> None:
+        schemas = document["components"]["schemas"]
+
+        for ref in refs(document):
+            assert ref.startswith("#/components/schemas/"), ref
+            assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+    def test_user_schema_says_nothing_about_the_password(self, document: dict[str, Any]) -> None:
+        user = document["paths"]["/api/v1/users/me"]["get"]["responses"]["200"]["content"]
+        ref = user["application/json"]["schema"]["$ref"].removeprefix("#/components/schemas/")
+
+        assert set(document["components"]["schemas"][ref]["properties"]) == {
+            "id",
+            "username",
+            "created_at",
+        }
+
+
+class TestLogin:
+    def test_documents_both_form_and_json_bodies(
+        self, document: dict[str, Any], ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        body = ops["post", "/api/v1/auth/login"]["requestBody"]
+        content = body["content"]
+
+        assert body["required"] is True
+        form = content["application/x-www-form-urlencoded"]["schema"]
+        assert {"username", "password"} <= set(form["required"])
+        assert {"grant_type", "scope", "client_id", "client_secret"} <= set(form["properties"])
+        json_ref = content["application/json"]["schema"]["$ref"]
+        login_json = document["components"]["schemas"][json_ref.rsplit("/", 1)[-1]]
+        assert set(login_json["required"]) == {"username", "password"}
+
+    def test_returns_the_token_pair(self, ops: dict[tuple[str, str], dict[str, Any]]) -> None:
+        ok = ops["post", "/api/v1/auth/login"]["responses"]["200"]
+
+        assert "application/json" in ok["content"]
+
+
+class TestSecurity:
+    def test_declares_the_oauth2_password_scheme(self, document: dict[str, Any]) -> None:
+        scheme = document["components"]["securitySchemes"][SCHEME]
+
+        assert scheme["type"] == "oauth2"
+        assert scheme["flows"]["password"]["tokenUrl"] == "/api/v1/auth/login"
+
+    def test_protected_operations_require_the_scheme(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for key in set(CONTRACT) - PUBLIC:
+            assert {SCHEME: []} in ops[key].get("security", []), key
+
+    def test_public_operations_require_nothing(
+        self, ops: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for key in PUBLIC | set(OPERATIONS):
+            assert not ops[key].get("security"), key
+
+
+class TestDocsDisabled:
+    async def test_removes_openapi_json(self, docs_disabled_client: httpx.AsyncClient) -> None:
+        response = await docs_disabled_client.get("/openapi.json")
+
+        assert_problem(response, 404)
+
+    async def test_removes_docs(self, docs_disabled_client: httpx.AsyncClient) -> None:
+        assert_problem(await docs_disabled_client.get("/docs"), 404)
+
+    async def test_leaves_the_api_alone(self, docs_disabled_client: httpx.AsyncClient) -> None:
+        assert (await docs_disabled_client.get("/health")).status_code == 200
