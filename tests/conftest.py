@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from taskhub.config import Settings, async_database_url
 from taskhub.main import create_app
 from taskhub.migrate import upgrade
+from taskhub.ratelimit import RateLimiter
 from tests.helpers import ApiUser, make_user
 
 TABLES = ("notification", "task", "refresh_token", "user_session", "user_account")
@@ -99,6 +100,7 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if "app" not in request.fixturenames:
         return
     app: FastAPI = request.getfixturevalue("app")
+    app.state.rate_limiter = RateLimiter(app.state.settings)  # counts never leak between tests
     engine = app.state.database.engine
     # DELETE, not TRUNCATE: on tables this small it is ten times faster on PostgreSQL.
     async with engine.begin() as connection:

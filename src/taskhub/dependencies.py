@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskhub.config import Settings
 from taskhub.db import get_session
+from taskhub.ratelimit import RateLimiter
+from taskhub.security.client_ip import client_ip
 
 
 def get_settings(request: Request) -> Settings:
@@ -16,7 +18,19 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+def get_client_ip(request: Request) -> str:
+    """The socket peer, or the X-Forwarded-For hop our TRUSTED_PROXIES saw."""
+    return client_ip(request, request.app.state.trusted_proxies)
+
+
 # scope="function": the session commits when the route returns, before the response is sent,
 # so a failed commit becomes an error response instead of a lost write behind a 2xx.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+ClientIP = Annotated[str, Depends(get_client_ip)]

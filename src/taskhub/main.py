@@ -17,7 +17,9 @@ from taskhub.logs import configure_logging
 from taskhub.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from taskhub.notifications import router as notification_router
 from taskhub.openapi import install_openapi
+from taskhub.ratelimit import RateLimiter
 from taskhub.security import common_passwords
+from taskhub.security.client_ip import parse_trusted_proxies
 from taskhub.tasks import router as task_router
 from taskhub.users import router as user_router
 from taskhub.worker.in_process import reminder_scheduling
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.rate_limiter = RateLimiter(settings)
+    app.state.trusted_proxies = parse_trusted_proxies(settings.TRUSTED_PROXIES)
     install_cors(app, settings)
     # Added last, so outermost: CORS preflights and every error get the standard headers too.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)

@@ -62,7 +62,8 @@ class RequestContextMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = _with_standard_headers(message.get("headers", []), request_id)
+                headers = _with_standard_headers(message.get("headers", []), request_id)
+                message["headers"] = headers + _rate_limit_headers(scope)
             await send(message)
 
         try:
@@ -85,6 +86,12 @@ class RequestContextMiddleware:
             await _send_problem(send_with_headers, 500, UNEXPECTED_ERROR, request_id=request_id)
         finally:
             request_id_var.reset(token)
+
+
+def _rate_limit_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """What the per-user limit left, recorded by the auth dependency in the request state."""
+    recorded = scope.get("state", {}).get("rate_limit_headers") or {}
+    return [(name.lower().encode(), value.encode()) for name, value in recorded.items()]
 
 
 def _request_id(scope: Scope) -> str:

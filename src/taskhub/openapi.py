@@ -43,6 +43,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     documented = {*statuses, 500, 503}
     if 415 in documented:  # a route that takes a body also refuses bad JSON and oversize bodies
         documented |= {400, 413}
+    if 401 in documented:  # authenticated routes and login are rate limited
+        documented.add(429)
     return {
         status: {
             "description": HTTPStatus(status).phrase,

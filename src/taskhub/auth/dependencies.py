@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from taskhub.auth import repository as auth_repository
 from taskhub.auth.service import token_codec
 from taskhub.db import utcnow
-from taskhub.dependencies import DbSession, SettingsDep
+from taskhub.dependencies import DbSession, RateLimiterDep, SettingsDep
 from taskhub.errors import Unauthorized
 from taskhub.security.tokens import InvalidToken
 from taskhub.users.models import User
@@ -49,6 +49,7 @@ async def current_principal(
     request: Request,
     db: DbSession,
     settings: SettingsDep,
+    limiter: RateLimiterDep,
     _: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     """Signature, expiry, issuer, audience and type, then user and session liveness in one query."""
@@ -66,6 +67,9 @@ async def current_principal(
         raise Unauthorized(INVALID_TOKEN, invalid_token=True)
     user, _session = live
     request.state.user_id = user.id
+    limit = await limiter.hit_api(user_id=str(user.id))
+    if limit is not None:
+        request.state.rate_limit_headers = limit.headers()
     return Principal(user=user, session_id=claims.session_id)
 
 

@@ -18,7 +18,7 @@ from taskhub.auth.schemas import (
     TokenPair,
     UserRegister,
 )
-from taskhub.dependencies import DbSession, SettingsDep
+from taskhub.dependencies import ClientIP, DbSession, RateLimiterDep, SettingsDep
 from taskhub.errors import BadRequest, ValidationFailed
 from taskhub.openapi import error_responses
 from taskhub.users.schemas import UserRead
@@ -54,12 +54,23 @@ LOGIN_BODY: dict[str, Any] = {
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=error_responses(409, 415, 422),
+    responses=error_responses(409, 415, 422, 429),
 )
-async def register_user(body: UserRegister, db: DbSession, settings: SettingsDep) -> Any:
+async def register_user(
+    body: UserRegister,
+    db: DbSession,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+    client_ip: ClientIP,
+) -> Any:
     """Create an account. No token is issued here: log in next."""
     return await auth_service.register(
-        db, settings=settings, username=body.username, password=body.password
+        db,
+        settings=settings,
+        limiter=limiter,
+        client_ip=client_ip,
+        username=body.username,
+        password=body.password,
     )
 
 
@@ -69,12 +80,20 @@ async def register_user(body: UserRegister, db: DbSession, settings: SettingsDep
     responses=error_responses(401, 415, 422),
     openapi_extra=LOGIN_BODY,
 )
-async def login(request: Request, db: DbSession, settings: SettingsDep) -> Any:
+async def login(
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+    client_ip: ClientIP,
+) -> Any:
     """OAuth2 password grant (form) or the same fields as JSON; returns an access + refresh pair."""
     credentials = await _login_credentials(request)
     return await auth_service.login(
         db,
         settings=settings,
+        limiter=limiter,
+        client_ip=client_ip,
         username=credentials.username,
         password=credentials.password,
         user_agent=request.headers.get("user-agent"),

@@ -15,6 +15,7 @@ from taskhub.auth.password_rules import check_new_password
 from taskhub.config import Settings
 from taskhub.db import utcnow
 from taskhub.errors import Conflict, NotFound, Unauthorized
+from taskhub.ratelimit import RateLimiter
 from taskhub.security import passwords
 from taskhub.security.tokens import InvalidToken, TokenCodec, fingerprint
 from taskhub.users import repository as user_repository
@@ -45,8 +46,17 @@ def normalise_username(username: str) -> str:
     return username.lower()
 
 
-async def register(db: AsyncSession, *, settings: Settings, username: str, password: str) -> User:
+async def register(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    limiter: RateLimiter,
+    client_ip: str,
+    username: str,
+    password: str,
+) -> User:
     """Create an account; 409 if the name is taken. No token is issued here."""
+    await limiter.hit_register(ip=client_ip)
     username = normalise_username(username)
     check_new_password(
         password, username=username, min_length=settings.PASSWORD_MIN_LENGTH, field="password"
@@ -60,14 +70,22 @@ async def register(db: AsyncSession, *, settings: Settings, username: str, passw
 
 
 async def login(
-    db: AsyncSession, *, settings: Settings, username: str, password: str, user_agent: str | None
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    limiter: RateLimiter,
+    client_ip: str,
+    username: str,
+    password: str,
+    user_agent: str | None,
 ) -> IssuedTokens:
-    """Check the credentials and start a session. Unknown user and wrong password look the same."""
-    user = await user_repository.get_by_username(db, username=normalise_username(username))
+    """Check the credentials and start a session. Unknown user and wrong password look the same,
+    and both count towards the failed-login limits; while limited, even the right password is 429.
+    """
+    await limiter.ensure_login_allowed(username=username, ip=client_ip)
+    user = await _user_with_password(db, settings=settings, username=username, password=password)
     if user is None:
-        await passwords.verify_against_dummy(password, rounds=settings.bcrypt_rounds)
-        raise Unauthorized(BAD_CREDENTIALS)
-    if not await passwords.verify_password(password, user.password_hash):
+        await limiter.record_login_failure(username=username, ip=client_ip)
         raise Unauthorized(BAD_CREDENTIALS)
     now = utcnow()
     user_session = await auth_repository.create_session(
@@ -78,6 +96,18 @@ async def login(
         user_agent=_stored_user_agent(user_agent),
     )
     return await _issue_tokens(db, settings=settings, user=user, user_session=user_session, now=now)
+
+
+async def _user_with_password(
+    db: AsyncSession, *, settings: Settings, username: str, password: str
+) -> User | None:
+    user = await user_repository.get_by_username(db, username=normalise_username(username))
+    if user is None:
+        await passwords.verify_against_dummy(password, rounds=settings.bcrypt_rounds)
+        return None
+    if not await passwords.verify_password(password, user.password_hash):
+        return None
+    return user
 
 
 def _stored_user_agent(user_agent: str | None) -> str | None:

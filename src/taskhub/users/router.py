@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response, status
 
 from taskhub.auth.dependencies import CurrentPrincipal, current_principal
-from taskhub.dependencies import DbSession, SettingsDep
+from taskhub.dependencies import ClientIP, DbSession, RateLimiterDep, SettingsDep
 from taskhub.openapi import error_responses
 from taskhub.users import service as user_service
 from taskhub.users.schemas import PasswordChange, UserRead
@@ -27,12 +27,19 @@ async def read_current_user(principal: CurrentPrincipal) -> Any:
     responses=error_responses(401, 415, 422),
 )
 async def change_password(
-    body: PasswordChange, principal: CurrentPrincipal, db: DbSession, settings: SettingsDep
+    body: PasswordChange,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+    client_ip: ClientIP,
 ) -> Response:
     """Change the password; every other session of the caller ends."""
     await user_service.change_password(
         db,
         settings=settings,
+        limiter=limiter,
+        client_ip=client_ip,
         user=principal.user,
         current_session_id=principal.session_id,
         current_password=body.current_password,

@@ -11,6 +11,7 @@ from taskhub.auth.password_rules import check_new_password
 from taskhub.config import Settings
 from taskhub.db import utcnow
 from taskhub.errors import Unauthorized
+from taskhub.ratelimit import RateLimiter
 from taskhub.security import passwords
 from taskhub.users import repository as user_repository
 from taskhub.users.models import User
@@ -22,13 +23,21 @@ async def change_password(
     db: AsyncSession,
     *,
     settings: Settings,
+    limiter: RateLimiter,
+    client_ip: str,
     user: User,
     current_session_id: uuid.UUID,
     current_password: str,
     new_password: str,
 ) -> None:
-    """Replace the password and end every other session of the user."""
+    """Replace the password and end every other session of the user.
+
+    A wrong current password counts as a failed login, so a stolen access token cannot be used
+    to guess the password faster than the login form allows.
+    """
+    await limiter.ensure_login_allowed(username=user.username, ip=client_ip)
     if not await passwords.verify_password(current_password, user.password_hash):
+        await limiter.record_login_failure(username=user.username, ip=client_ip)
         raise Unauthorized(WRONG_CURRENT_PASSWORD)
     check_new_password(
         new_password,
