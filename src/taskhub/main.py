@@ -12,6 +12,7 @@ from taskhub import health
 from taskhub.auth import router as auth_router
 from taskhub.config import Settings, load_settings
 from taskhub.db import create_database
+from taskhub.docs import install_docs
 from taskhub.errors import install_error_handlers
 from taskhub.logs import configure_logging
 from taskhub.middleware import ProblemCORSMiddleware, RequestContextMiddleware
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(notification_router.router)
     app.include_router(api)
     app.include_router(health.router)
+    if settings.DOCS_ENABLED:
+        install_docs(app)
     return app
 
 

@@ -62,7 +62,9 @@ class RequestContextMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = _with_standard_headers(message.get("headers", []), request_id)
+                headers = _with_standard_headers(
+                    message.get("headers", []), request_id, api=scope["path"].startswith("/api/")
+                )
                 message["headers"] = headers + _rate_limit_headers(scope)
             await send(message)
 
@@ -104,14 +106,20 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def _with_standard_headers(headers: Any, request_id: str) -> list[tuple[bytes, bytes]]:
-    kept = [
-        (name, value)
-        for name, value in headers
-        if name.lower() not in {b"server", b"x-request-id", b"x-content-type-options"}
-    ]
+def _with_standard_headers(
+    headers: Any, request_id: str, *, api: bool
+) -> list[tuple[bytes, bytes]]:
+    """Request id, nosniff and no-referrer everywhere; API responses (tokens, personal data)
+    are never stored by a browser or a shared cache."""
+    replaced = {b"server", b"x-request-id", b"x-content-type-options", b"referrer-policy"}
+    if api:
+        replaced.add(b"cache-control")
+    kept = [(name, value) for name, value in headers if name.lower() not in replaced]
     kept.append((b"x-request-id", request_id.encode("latin-1")))
     kept.append((b"x-content-type-options", b"nosniff"))
+    kept.append((b"referrer-policy", b"no-referrer"))
+    if api:
+        kept.append((b"cache-control", b"no-store"))
     return kept
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from taskhub.errors import ValidationFailed
 from taskhub.security.signing import BadSignature, derive_key, sign, unsign
+from taskhub.tasks.models import TaskPriority
 from taskhub.tasks.repository import Position, SortOrder, TaskFilters
 
 CURSOR_VERSION = 1
+_PRIORITY_RANKS = frozenset(rank.value for rank in TaskPriority)
 INVALID_CURSOR = (
     "is not a cursor of this listing (it was altered, or made for another sort or filter)"
 )
@@ -47,10 +49,16 @@ def _key_of(raw: Any, order: SortOrder) -> Any:
             raise ValueError("missing key")
         return None
     if order.column == "priority":
-        if not isinstance(raw, int):
+        # bool is an int too; an out-of-range rank would overflow the SMALLINT column.
+        if not isinstance(raw, int) or isinstance(raw, bool) or raw not in _PRIORITY_RANKS:
             raise TypeError("priority key")
         return raw
-    return datetime.fromisoformat(str(raw))
+    if not isinstance(raw, str):
+        raise TypeError("timestamp key")
+    key = datetime.fromisoformat(raw)
+    if key.tzinfo is None:  # a naive key would fail in the database, as a 500
+        raise ValueError("naive timestamp key")
+    return key
 
 
 def listing_scope(*, owner_id: uuid.UUID, order: SortOrder, filters: TaskFilters) -> str:
@@ -60,8 +68,13 @@ def listing_scope(*, owner_id: uuid.UUID, order: SortOrder, filters: TaskFilters
         "sort": [order.column, order.descending],
         "status": sorted(filters.statuses),
         "priority": sorted(filters.priorities),
-        "due_before": filters.due_before.isoformat() if filters.due_before else None,
-        "due_after": filters.due_after.isoformat() if filters.due_after else None,
+        "due_before": _instant(filters.due_before),
+        "due_after": _instant(filters.due_after),
         "q": filters.search,
     }
     return hashlib.sha256(orjson.dumps(description, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def _instant(value: datetime | None) -> str | None:
+    # The same bound spelled with another offset is the same listing.
+    return value.astimezone(UTC).isoformat() if value is not None else None

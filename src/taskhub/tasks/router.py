@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import AwareDatetime
 
 from taskhub.auth.dependencies import CurrentPrincipal, current_principal
 from taskhub.dependencies import DbSession, SettingsDep
@@ -23,6 +22,7 @@ from taskhub.tasks.schemas import (
     TaskPage,
     TaskRead,
     TaskUpdate,
+    Timestamp,
     priority_rank,
 )
 
@@ -32,8 +32,8 @@ router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Depends(curren
 def task_filters(
     status: Annotated[list[TaskStatus] | None, Query(max_length=3)] = None,
     priority: Annotated[list[PriorityName] | None, Query(max_length=3)] = None,
-    due_before: AwareDatetime | None = None,
-    due_after: AwareDatetime | None = None,
+    due_before: Timestamp | None = None,
+    due_after: Timestamp | None = None,
     q: Annotated[NoNulStr | None, Query(min_length=1, max_length=100)] = None,
 ) -> TaskFilters:
     return TaskFilters(

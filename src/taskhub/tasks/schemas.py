@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
 from taskhub.tasks.models import TaskPriority, TaskStatus
@@ -11,6 +20,27 @@ from taskhub.tasks.models import TaskPriority, TaskStatus
 PriorityName = Literal["low", "medium", "high"]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    # Pydantic alone would also take Unix seconds (1764583200 or "1764583200") as a UTC time.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, like 2026-12-01T10:00:00Z")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 has no UTC datetime: 422, not 500
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+# A timestamp a client sends: RFC 3339 text with an offset; naive or numeric ones are 422.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 SortKey = Literal[
     "created_at",
     "-created_at",
@@ -36,7 +66,7 @@ class TaskCreate(InputModel):
     description: Description | None = None
     status: TaskStatus = TaskStatus.TODO
     priority: PriorityName = "medium"
-    due_at: AwareDatetime | None = None
+    due_at: Timestamp | None = None
 
 
 class TaskUpdate(InputModel):
@@ -46,7 +76,7 @@ class TaskUpdate(InputModel):
     description: Description | None = None
     status: TaskStatus | None = None
     priority: PriorityName | None = None
-    due_at: AwareDatetime | None = None
+    due_at: Timestamp | None = None
 
     @field_validator("title", "status", "priority", mode="before")
     @classmethod
