@@ -2,7 +2,7 @@
 
 from taskhub.auth.models import RefreshToken, UserSession
 from taskhub.notifications.models import Notification
-from taskhub.tasks.models import Task
+from taskhub.tasks.models import IdempotencyRecord, Task
 from taskhub.users.models import User
 
-__all__ = ["Notification", "RefreshToken", "Task", "User", "UserSession"]
+__all__ = ["IdempotencyRecord", "Notification", "RefreshToken", "Task", "User", "UserSession"]

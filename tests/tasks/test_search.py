@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.helpers import ApiUser, create_task
+from tests.helpers import API, ApiUser, assert_problem, create_task
 from tests.tasks.helpers import expected_order, list_ids, task_url, walk
 
 
@@ -204,3 +204,20 @@ async def test_q_results_paginate_with_the_same_q(
         await create_task(client, alice, title=f"other {n}")
     walked = await walk(client, alice, {"q": "MATCH"}, limit=2)
     assert [item["id"] for item in walked] == expected_order(wanted, "-created_at")
+
+
+async def test_search_never_matches_across_the_title_description_boundary(
+    client: httpx.AsyncClient, alice: ApiUser
+) -> None:
+    await create_task(client, alice, title="foo", description="bar")
+    for q in ("foo\nbar", "foobar", "\n"):
+        response = await client.get(f"{API}/tasks", params={"q": q}, headers=alice.headers)
+        assert response.status_code == 200
+        assert response.json()["items"] == [], q
+
+
+async def test_search_term_with_the_separator_character_is_422(
+    client: httpx.AsyncClient, alice: ApiUser
+) -> None:
+    response = await client.get(f"{API}/tasks", params={"q": "a\x1fb"}, headers=alice.headers)
+    assert_problem(response, 422)

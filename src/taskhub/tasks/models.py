@@ -24,6 +24,10 @@ class TaskPriority(enum.IntEnum):
     HIGH = 3
 
 
+# Joins the folded title and description in `search_text`; `q` may not contain it, so a search
+# can never match across the boundary.
+SEARCH_SEPARATOR = "\x1f"
+
 PENDING_WITH_DUE_DATE = text("status != 'done' AND due_at IS NOT NULL")
 
 
@@ -63,3 +67,19 @@ class Task(Base):
     # Case-folded title and description, written by the app: `q` searches this, so matching
     # is case-insensitive in every script on both backends (ADR 0005).
     search_text: Mapped[str] = mapped_column(Text, default="")
+
+
+class IdempotencyRecord(Base):
+    """The first response to a `POST /tasks` sent with an `Idempotency-Key`, replayed for 24 h."""
+
+    __tablename__ = "idempotency_record"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_body: Mapped[str] = mapped_column(Text, default="")
+    resource_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

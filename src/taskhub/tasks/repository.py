@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, literal, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from taskhub.tasks.models import Task
+from taskhub.tasks.models import IdempotencyRecord, Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +120,49 @@ def _after(
     if order.nullable:
         return or_(and_(column.is_not(None), later_key), column.is_(None))
     return later_key
+
+
+async def find_idempotency_record(
+    db: AsyncSession, *, user_id: uuid.UUID, key: str, now: datetime
+) -> IdempotencyRecord | None:
+    result = await db.execute(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.expires_at > now,
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def claim_idempotency_key(
+    db: AsyncSession, *, record: IdempotencyRecord, now: datetime
+) -> bool:
+    """Insert the record; False if another request holds the key (the primary key decides).
+
+    On PostgreSQL a concurrent insert of the same key waits for the holder's transaction and
+    then fails, so the loser can read the winner's committed response.
+    """
+    await db.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == record.user_id,
+            IdempotencyRecord.key == record.key,
+            IdempotencyRecord.expires_at <= now,
+        )
+    )
+    try:
+        async with db.begin_nested():
+            db.add(record)
+            await db.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def delete_expired_idempotency_records(db: AsyncSession, *, now: datetime) -> int:
+    result = await db.execute(
+        delete(IdempotencyRecord)
+        .where(IdempotencyRecord.expires_at <= now)
+        .returning(IdempotencyRecord.key)
+    )
+    return len(result.all())

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from taskhub.auth.dependencies import CurrentPrincipal, current_principal
 from taskhub.dependencies import DbSession, SettingsDep
+from taskhub.errors import ValidationFailed
 from taskhub.openapi import error_responses
 from taskhub.schemas import NoNulStr
 from taskhub.tasks import service as task_service
 from taskhub.tasks.cursor import CursorCodec
-from taskhub.tasks.models import TaskStatus
+from taskhub.tasks.models import SEARCH_SEPARATOR, TaskStatus
 from taskhub.tasks.repository import TaskFilters
 from taskhub.tasks.schemas import (
     PriorityName,
@@ -25,6 +29,18 @@ from taskhub.tasks.schemas import (
     Timestamp,
     priority_rank,
 )
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description="1-255 printable ASCII characters; a retry with the same key and body "
+        "within 24 h returns the first 201 response again",
+    ),
+]
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Depends(current_principal)])
 
@@ -41,8 +57,16 @@ def task_filters(
         priorities=tuple(sorted({priority_rank(p) for p in priority or ()})),
         due_before=due_before,
         due_after=due_after,
-        search=q.casefold() if q else None,
+        search=_search_term(q),
     )
+
+
+def _search_term(q: str | None) -> str | None:
+    if not q:
+        return None
+    if SEARCH_SEPARATOR in q:
+        raise ValidationFailed(loc=["query", "q"], msg="must not contain control character U+001F")
+    return q.casefold()
 
 
 def cursor_codec(settings: SettingsDep) -> CursorCodec:
@@ -56,12 +80,33 @@ def cursor_codec(settings: SettingsDep) -> CursorCodec:
     responses=error_responses(401, 415, 422),
 )
 async def create_task(
-    body: TaskCreate, principal: CurrentPrincipal, db: DbSession, response: Response
+    body: TaskCreate,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """Create a task owned by the caller."""
-    task = await task_service.create_task(db, owner_id=principal.user.id, data=body)
-    response.headers["Location"] = f"/api/v1/tasks/{task.id}"
-    return task
+    """Create a task owned by the caller. With `Idempotency-Key`, a retry replays the first 201."""
+    if idempotency_key is None:
+        task = await task_service.create_task(db, owner_id=principal.user.id, data=body)
+        return _created_response(TaskRead.model_validate(task).model_dump(mode="json"), task.id)
+    created = await task_service.create_task_once(
+        db,
+        owner_id=principal.user.id,
+        key=idempotency_key,
+        request_hash=_body_hash(await request.json()),
+        data=body,
+    )
+    return _created_response(created.body, created.task_id)
+
+
+def _body_hash(parsed_body: Any) -> str:
+    """Bodies are compared as parsed JSON: key order and whitespace do not matter."""
+    return hashlib.sha256(orjson.dumps(parsed_body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _created_response(body: dict[str, Any], task_id: uuid.UUID) -> JSONResponse:
+    return JSONResponse(body, status_code=201, headers={"Location": f"/api/v1/tasks/{task_id}"})
 
 
 @router.get("", response_model=TaskPage, responses=error_responses(401, 422))

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskhub.db import utcnow
-from taskhub.errors import NotFound
+from taskhub.errors import Conflict, NotFound, ValidationFailed
 from taskhub.tasks import repository as task_repository
 from taskhub.tasks.cursor import CursorCodec, listing_scope
-from taskhub.tasks.models import Task, TaskStatus
+from taskhub.tasks.models import SEARCH_SEPARATOR, IdempotencyRecord, Task, TaskStatus
 from taskhub.tasks.repository import Position, SortOrder, TaskFilters
-from taskhub.tasks.schemas import TaskCreate, TaskUpdate, priority_rank
+from taskhub.tasks.schemas import TaskCreate, TaskRead, TaskUpdate, priority_rank
 
 TASK_NOT_FOUND = "Task not found"
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+KEY_REUSED = "was already used with a different request body"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,7 @@ class TaskPageResult:
 
 
 def search_text(title: str, description: str | None) -> str:
-    return f"{title.casefold()}\n{(description or '').casefold()}"
+    return f"{title.casefold()}{SEARCH_SEPARATOR}{(description or '').casefold()}"
 
 
 def parse_sort(sort: str) -> SortOrder:
@@ -115,3 +118,51 @@ async def list_tasks(
     last = items[-1]
     position = Position(key=getattr(last, order.column), task_id=last.id)
     return TaskPageResult(items=items, next_cursor=cursors.encode(position, scope=scope))
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedTask:
+    """The 201 body of a create, fresh or replayed from an earlier request with the same key."""
+
+    body: dict[str, Any]
+    task_id: uuid.UUID
+
+
+def _created(task: Task) -> CreatedTask:
+    return CreatedTask(body=TaskRead.model_validate(task).model_dump(mode="json"), task_id=task.id)
+
+
+async def create_task_once(
+    db: AsyncSession, *, owner_id: uuid.UUID, key: str, request_hash: str, data: TaskCreate
+) -> CreatedTask:
+    """Create a task at most once per (owner, Idempotency-Key) within 24 hours.
+
+    A retry with the same body gets the first response again, even if the task has changed or
+    gone since; the same key with another body is 422.
+    """
+    now = utcnow()
+    record = await task_repository.find_idempotency_record(db, user_id=owner_id, key=key, now=now)
+    if record is None:
+        claim = IdempotencyRecord(
+            user_id=owner_id,
+            key=key,
+            request_hash=request_hash,
+            created_at=now,
+            expires_at=now + IDEMPOTENCY_WINDOW,
+        )
+        if await task_repository.claim_idempotency_key(db, record=claim, now=now):
+            created = _created(await create_task(db, owner_id=owner_id, data=data))
+            claim.response_body = orjson.dumps(created.body).decode()
+            claim.resource_id = created.task_id
+            await db.flush()
+            return created
+        record = await task_repository.find_idempotency_record(
+            db, user_id=owner_id, key=key, now=now
+        )
+        if record is None:  # the other request failed and rolled back: ask the client to retry
+            raise Conflict("A request with this Idempotency-Key is still in progress; retry")
+    if record.request_hash != request_hash:
+        raise ValidationFailed(loc=["header", "Idempotency-Key"], msg=KEY_REUSED)
+    if record.resource_id is None:
+        raise Conflict("A request with this Idempotency-Key is still in progress; retry")
+    return CreatedTask(body=orjson.loads(record.response_body), task_id=record.resource_id)

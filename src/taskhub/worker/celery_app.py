@@ -9,19 +9,26 @@ JSON is accepted: pickle would let whoever can write to Redis run code in the wo
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from celery import Celery
 
 from taskhub.config import ConfigurationError, Settings, load_settings
 
 VISIBILITY_TIMEOUT_SECONDS = 3600
 SOFT_SHUTDOWN_SECONDS = 30
+# Optional: a prefix for every key the broker writes, so that separate deployments (or test runs)
+# can share one Redis database without taking each other's jobs. Unset: no prefix.
+KEY_PREFIX_VARIABLE = "CELERY_BROKER_KEY_PREFIX"
 
 
 class MissingBroker(Exception):
     pass
 
 
-def create_celery(settings: Settings) -> Celery:
+def create_celery(settings: Settings, *, key_prefix: str | None = None) -> Celery:
+    """`key_prefix` defaults to $CELERY_BROKER_KEY_PREFIX; senders and workers must agree on it."""
     if settings.REDIS_URL is None:
         raise MissingBroker("REDIS_URL is required to run the worker or beat")
     app = Celery(
@@ -38,7 +45,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_soft_shutdown_timeout=SOFT_SHUTDOWN_SECONDS,
         worker_enable_soft_shutdown_on_idle=True,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        broker_transport_options=_transport_options(key_prefix),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
@@ -57,6 +64,14 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
+def _transport_options(key_prefix: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    prefix = os.environ.get(KEY_PREFIX_VARIABLE, "") if key_prefix is None else key_prefix
+    if prefix:
+        options["global_keyprefix"] = prefix
+    return options
+
+
 def _default_app() -> Celery:
     try:
         return create_celery(load_settings())
@@ -64,5 +79,18 @@ def _default_app() -> Celery:
         raise SystemExit(f"taskhub worker: {exc}") from None
 
 
-# `celery -A taskhub.worker.celery_app worker` imports this module and finds `app`.
-app = _default_app()
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Celery:
+    """`celery -A taskhub.worker.celery_app worker` imports this module and finds `app`.
+
+    Built on first access, not at import: importing `create_celery` (to send a job) must not
+    need REDIS_URL in the importing process's own environment.
+    """
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = _default_app()
+    return _app
