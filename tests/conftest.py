@@ -21,7 +21,14 @@ from taskhub.migrate import upgrade
 from taskhub.ratelimit import RateLimiter
 from tests.helpers import ApiUser, make_user
 
-TABLES = ("idempotency_record", "notification", "task", "refresh_token", "user_session", "user_account")
+TABLES = (
+    "idempotency_record",
+    "notification",
+    "task",
+    "refresh_token",
+    "user_session",
+    "user_account",
+)
 
 
 def _postgres_url() -> str | None:
