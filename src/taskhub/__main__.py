@@ -67,8 +67,9 @@ def serve(settings: Settings) -> int:
         workers=settings.WEB_CONCURRENCY,
         server_header=False,
         date_header=True,
-        proxy_headers=bool(settings.TRUSTED_PROXIES.strip()),
-        forwarded_allow_ips=settings.TRUSTED_PROXIES.strip() or None,
+        # The app reads X-Forwarded-For itself, only from TRUSTED_PROXIES (security/client_ip.py);
+        # uvicorn's own handling would trust 127.0.0.1 by default and rewrite the peer first.
+        proxy_headers=False,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.info("taskhub started", extra={"environment": settings.ENVIRONMENT})
         async with reminder_scheduling(settings, database):
             yield
+        await app.state.rate_limiter.aclose()
         await database.dispose()
 
     app = FastAPI(

@@ -65,7 +65,7 @@ class RequestContextMiddleware:
                 headers = _with_standard_headers(
                     message.get("headers", []), request_id, api=scope["path"].startswith("/api/")
                 )
-                message["headers"] = headers + _rate_limit_headers(scope)
+                message["headers"] = _add_missing(headers, _rate_limit_headers(scope))
             await send(message)
 
         try:
@@ -88,6 +88,14 @@ class RequestContextMiddleware:
             await _send_problem(send_with_headers, 500, UNEXPECTED_ERROR, request_id=request_id)
         finally:
             request_id_var.reset(token)
+
+
+def _add_missing(
+    headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """A 429 of another limit already states its own numbers; don't state two limits at once."""
+    present = {name.lower() for name, _ in headers}
+    return headers + [(name, value) for name, value in extra if name not in present]
 
 
 def _rate_limit_headers(scope: Scope) -> list[tuple[bytes, bytes]]:

@@ -11,11 +11,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
 
 from taskhub.config import Settings
 from taskhub.errors import TaskHubError
@@ -63,28 +65,72 @@ class RateLimiter:
         self.api = parse(settings.RATE_LIMIT_API)
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
+        self._redis_pool: ConnectionPool | None = None
         if settings.REDIS_URL is not None:
+            url = settings.REDIS_URL.get_secret_value()
+            # Our own pool, so that aclose() can close its connections.
+            self._redis_pool = ConnectionPool.from_url(
+                url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            options: dict[str, Any] = {"connection_pool": self._redis_pool}
             storage = RedisStorage(
-                "async+" + settings.REDIS_URL.get_secret_value(),
+                "async+" + url,
                 implementation="redispy",
                 wrap_exceptions=True,
                 key_prefix="taskhub-limits",
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                **options,
             )
             self._shared = MovingWindowRateLimiter(storage)
         self._shared_failing = False
 
-    async def ensure_login_allowed(self, *, username: str, ip: str) -> None:
-        """429 while any login limit for this (username, address) is used up, whatever the password."""
-        for item, identifiers in self._login_limits(username, ip):
-            outcome = await self._apply(item, identifiers, hit=False, fallback_local=True)
-            if outcome is not None and not outcome[0]:
-                raise TooManyRequests(outcome[1], "Too many failed logins; retry later")
+    async def aclose(self) -> None:
+        """Close the connections to the shared store (when the app shuts down)."""
+        if self._redis_pool is not None:
+            await self._redis_pool.aclose()
 
-    async def record_login_failure(self, *, username: str, ip: str) -> None:
-        for item, identifiers in self._login_limits(username, ip):
-            await self._apply(item, identifiers, hit=True, fallback_local=True)
+    async def begin_login_attempt(self, *, username: str, ip: str) -> None:
+        """429 once a login limit is used up, whatever the password.
+
+        The (username, address) and username limits are counted *before* the password is
+        checked, so a burst of concurrent guesses at one account gets no more tries than the
+        limit; a success then clears them (NIST SP 800-63B counts consecutive failures). The
+        per-address limit counts failures only (`login_failed`): successes from a busy office
+        must not use it up, and one valid account must not let an address reset it.
+        Retry-After is the longest wait of the limits used up: retrying sooner is refused again.
+        """
+        name = _normalised(username)
+        checks = [
+            (self.login_pair, ("login-pair", name, ip), True),
+            (self.login_username, ("login-user", name), True),
+            (self.login_ip, ("login-ip", ip), False),
+        ]
+        refused: list[LimitState] = []
+        for item, identifiers, hit in checks:
+            outcome = await self._apply(item, identifiers, hit=hit, fallback_local=True)
+            if outcome is not None and not outcome[0]:
+                refused.append(outcome[1])
+        if refused:
+            longest = max(refused, key=lambda state: state.reset_after)
+            raise TooManyRequests(longest, "Too many failed logins; retry later")
+
+    async def login_failed(self, *, ip: str) -> None:
+        await self._apply(self.login_ip, ("login-ip", ip), hit=True, fallback_local=True)
+
+    async def login_succeeded(self, *, username: str, ip: str) -> None:
+        if not self.enabled:
+            return
+        name = _normalised(username)
+        for item, identifiers in (
+            (self.login_pair, ("login-pair", name, ip)),
+            (self.login_username, ("login-user", name)),
+        ):
+            for limiter in self._limiters(fallback_local=True):
+                try:
+                    await limiter.clear(item, *identifiers)
+                except StorageError as exc:
+                    self._note_failure(exc)
 
     async def hit_register(self, *, ip: str) -> None:
         outcome = await self._apply(self.register, ("register", ip), hit=True, fallback_local=True)
@@ -102,14 +148,6 @@ class RateLimiter:
         if not allowed:
             raise TooManyRequests(state)
         return state
-
-    def _login_limits(self, username: str, ip: str) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
-        name = username.strip().lower()[:64]
-        return [
-            (self.login_pair, ("login-pair", name, ip)),
-            (self.login_ip, ("login-ip", ip)),
-            (self.login_username, ("login-user", name)),
-        ]
 
     async def _apply(
         self, item: RateLimitItem, identifiers: tuple[str, ...], *, hit: bool, fallback_local: bool
@@ -149,6 +187,10 @@ class RateLimiter:
         if self._shared_failing:
             logger.info("rate-limit store reachable again")
             self._shared_failing = False
+
+
+def _normalised(username: str) -> str:
+    return username.strip().lower()[:64]
 
 
 def _state_of(item: RateLimitItem, remaining: int, reset_time: float) -> LimitState:

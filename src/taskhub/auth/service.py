@@ -56,11 +56,11 @@ async def register(
     password: str,
 ) -> User:
     """Create an account; 409 if the name is taken. No token is issued here."""
-    await limiter.hit_register(ip=client_ip)
     username = normalise_username(username)
     check_new_password(
         password, username=username, min_length=settings.PASSWORD_MIN_LENGTH, field="password"
     )
+    await limiter.hit_register(ip=client_ip)
     password_hash = await passwords.hash_password(password, rounds=settings.bcrypt_rounds)
     user = User(username=username, password_hash=password_hash, created_at=utcnow())
     if not await user_repository.add(db, user=user):
@@ -82,11 +82,12 @@ async def login(
     """Check the credentials and start a session. Unknown user and wrong password look the same,
     and both count towards the failed-login limits; while limited, even the right password is 429.
     """
-    await limiter.ensure_login_allowed(username=username, ip=client_ip)
+    await limiter.begin_login_attempt(username=username, ip=client_ip)
     user = await _user_with_password(db, settings=settings, username=username, password=password)
     if user is None:
-        await limiter.record_login_failure(username=username, ip=client_ip)
+        await limiter.login_failed(ip=client_ip)
         raise Unauthorized(BAD_CREDENTIALS)
+    await limiter.login_succeeded(username=username, ip=client_ip)
     now = utcnow()
     user_session = await auth_repository.create_session(
         db,

@@ -41,10 +41,12 @@ def client_ip(connection: HTTPConnection, trusted: tuple[Network, ...]) -> str:
     forwarded = [
         hop.strip() for hop in ",".join(connection.headers.getlist("x-forwarded-for")).split(",")
     ]
-    for hop in reversed([hop for hop in forwarded if hop]):
+    hops = [hop for hop in forwarded if hop]
+    for hop in reversed(hops):
         if not _is_trusted(hop, trusted):
             return _valid_or(hop, peer)
-    return peer
+    # Every hop is one of ours: the request started on one of our machines, the first hop.
+    return _valid_or(hops[0], peer) if hops else peer
 
 
 def _valid_or(candidate: str, fallback: str) -> str:

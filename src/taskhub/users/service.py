@@ -35,10 +35,11 @@ async def change_password(
     A wrong current password counts as a failed login, so a stolen access token cannot be used
     to guess the password faster than the login form allows.
     """
-    await limiter.ensure_login_allowed(username=user.username, ip=client_ip)
+    await limiter.begin_login_attempt(username=user.username, ip=client_ip)
     if not await passwords.verify_password(current_password, user.password_hash):
-        await limiter.record_login_failure(username=user.username, ip=client_ip)
+        await limiter.login_failed(ip=client_ip)
         raise Unauthorized(WRONG_CURRENT_PASSWORD)
+    await limiter.login_succeeded(username=user.username, ip=client_ip)
     check_new_password(
         new_password,
         username=user.username,
