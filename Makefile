@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint lock requirements check-lock worker beat bench check clean
+.PHONY: help install run migrate test lint lock requirements check-lock worker beat check clean
 
 help:
 	@echo "make run      install, write .env if missing, migrate, serve on HOST:PORT (127.0.0.1:8000)"
@@ -38,6 +38,7 @@ migrate: install
 	$(PY) -m taskhub migrate
 
 test: install
+	@command -v chromium >/dev/null 2>&1 || echo "note: the /docs browser test needs Chromium: apt-get install chromium (.ci/run installs it)"
 	$(PY) -m pytest
 
 lint: install check-lock

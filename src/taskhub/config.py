@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     DOCS_ENABLED: bool = True
     REMINDER_LEAD_TIME: int = Field(default=3600, ge=60)
     REMINDER_SCAN_INTERVAL: int = Field(default=60, ge=1)
+    REMINDER_SCAN_BATCH_SIZE: int = Field(default=500, ge=1, le=10_000)
+    CELERY_BROKER_KEY_PREFIX: str = ""
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     LOG_FORMAT: Literal["console", "json"] | None = None
     HOST: str = "127.0.0.1"

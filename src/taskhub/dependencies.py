@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskhub.config import Settings
-from taskhub.db import get_session
+from taskhub.db import Database
 from taskhub.ratelimit import RateLimiter
 from taskhub.security.client_ip import client_ip
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: commit once when the route succeeds, roll back otherwise."""
+    database: Database = request.app.state.database
+    async with database.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
 
 
 def get_settings(request: Request) -> Settings:

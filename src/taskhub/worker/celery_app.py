@@ -9,26 +9,23 @@ JSON is accepted: pickle would let whoever can write to Redis run code in the wo
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from taskhub.config import ConfigurationError, Settings, load_settings
+from taskhub.logs import configure_logging
 
 VISIBILITY_TIMEOUT_SECONDS = 3600
 SOFT_SHUTDOWN_SECONDS = 30
-# Optional: a prefix for every key the broker writes, so that separate deployments (or test runs)
-# can share one Redis database without taking each other's jobs. Unset: no prefix.
-KEY_PREFIX_VARIABLE = "CELERY_BROKER_KEY_PREFIX"
 
 
 class MissingBroker(Exception):
     pass
 
 
-def create_celery(settings: Settings, *, key_prefix: str | None = None) -> Celery:
-    """`key_prefix` defaults to $CELERY_BROKER_KEY_PREFIX; senders and workers must agree on it."""
+def create_celery(settings: Settings) -> Celery:
     if settings.REDIS_URL is None:
         raise MissingBroker("REDIS_URL is required to run the worker or beat")
     app = Celery(
@@ -45,7 +42,7 @@ def create_celery(settings: Settings, *, key_prefix: str | None = None) -> Celer
         worker_prefetch_multiplier=1,
         worker_soft_shutdown_timeout=SOFT_SHUTDOWN_SECONDS,
         worker_enable_soft_shutdown_on_idle=True,
-        broker_transport_options=_transport_options(key_prefix),
+        broker_transport_options=_transport_options(settings.CELERY_BROKER_KEY_PREFIX),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
@@ -64,9 +61,10 @@ def create_celery(settings: Settings, *, key_prefix: str | None = None) -> Celer
     return app
 
 
-def _transport_options(key_prefix: str | None) -> dict[str, Any]:
+def _transport_options(prefix: str) -> dict[str, Any]:
+    """CELERY_BROKER_KEY_PREFIX lets deployments (or test runs) share one Redis database without
+    taking each other's jobs; senders and workers must agree on it."""
     options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
-    prefix = os.environ.get(KEY_PREFIX_VARIABLE, "") if key_prefix is None else key_prefix
     if prefix:
         options["global_keyprefix"] = prefix
     return options
@@ -74,9 +72,16 @@ def _transport_options(key_prefix: str | None) -> dict[str, Any]:
 
 def _default_app() -> Celery:
     try:
-        return create_celery(load_settings())
+        settings = load_settings()
+        app = create_celery(settings)
     except (ConfigurationError, MissingBroker) as exc:
         raise SystemExit(f"taskhub worker: {exc}") from None
+
+    @setup_logging.connect(weak=False)
+    def _same_logs_as_the_api(**_: Any) -> None:  # JSON lines in production, like the API
+        configure_logging(settings)
+
+    return app
 
 
 _app: Celery | None = None
