@@ -53,6 +53,18 @@ class TooManyRequests(TaskHubError):
         super().__init__(detail, headers={"Retry-After": str(retry_after), **state.headers()})
 
 
+class _MemoryStorage(MemoryStorage):
+    """limits' MemoryStorage.clear() pops the key while its own expiry task may be about to read
+    it, which crashes that task with a KeyError; emptying the window in place is equivalent and
+    leaves the key for the expiry task to drop."""
+
+    async def clear(self, key: str) -> None:
+        if key in self.events:
+            self.events[key] = []
+        self.storage.pop(key, None)
+        self.expirations.pop(key, None)
+
+
 class RateLimiter:
     """Every limit of the contract, by name. Identifiers never include secrets."""
 
@@ -63,7 +75,7 @@ class RateLimiter:
         self.login_username = parse(settings.RATE_LIMIT_LOGIN_USERNAME)
         self.register = parse(settings.RATE_LIMIT_REGISTER)
         self.api = parse(settings.RATE_LIMIT_API)
-        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._local = MovingWindowRateLimiter(_MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
         self._redis_pool: ConnectionPool | None = None
         if settings.REDIS_URL is not None:
