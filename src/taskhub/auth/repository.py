@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskhub.auth.models import RefreshToken, UserSession
@@ -134,3 +134,13 @@ async def list_active_sessions(
         .order_by(UserSession.created_at.desc(), UserSession.id.desc())
     )
     return list(result.scalars())
+
+
+async def delete_sessions_ended_before(db: AsyncSession, *, cutoff: datetime) -> int:
+    """Sessions that expired or were revoked before `cutoff`, with their refresh tokens (cascade)."""
+    result = await db.execute(
+        delete(UserSession)
+        .where(or_(UserSession.expires_at < cutoff, UserSession.revoked_at < cutoff))
+        .returning(UserSession.id)
+    )
+    return len(result.all())

@@ -201,3 +201,13 @@ async def revoke_session(db: AsyncSession, *, user_id: uuid.UUID, session_id: uu
         db, user_id=user_id, session_id=session_id, now=utcnow()
     ):
         raise NotFound("Session not found")
+
+
+# Ended sessions stay listed in the table for a day (for support and audit), then go.
+ENDED_SESSION_RETENTION = timedelta(days=1)
+
+
+async def purge_ended_sessions(db: AsyncSession, *, now: datetime) -> int:
+    return await auth_repository.delete_sessions_ended_before(
+        db, cutoff=now - ENDED_SESSION_RETENTION
+    )

@@ -166,3 +166,7 @@ async def create_task_once(
     if record.resource_id is None:
         raise Conflict("A request with this Idempotency-Key is still in progress; retry")
     return CreatedTask(body=orjson.loads(record.response_body), task_id=record.resource_id)
+
+
+async def purge_expired_idempotency_records(db: AsyncSession, *, now: datetime) -> int:
+    return await task_repository.delete_expired_idempotency_records(db, now=now)

@@ -16,6 +16,7 @@ from celery.signals import setup_logging
 
 from taskhub.config import ConfigurationError, Settings, load_settings
 from taskhub.logs import configure_logging
+from taskhub.worker.housekeeping import HOUSEKEEPING_INTERVAL_SECONDS
 
 VISIBILITY_TIMEOUT_SECONDS = 3600
 SOFT_SHUTDOWN_SECONDS = 30
@@ -54,7 +55,12 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": float(settings.REMINDER_SCAN_INTERVAL),
                 # A scan that waited longer than one interval is stale: the next one covers it.
                 "options": {"expires": float(settings.REMINDER_SCAN_INTERVAL)},
-            }
+            },
+            "housekeeping": {
+                "task": "taskhub.housekeeping",
+                "schedule": float(HOUSEKEEPING_INTERVAL_SECONDS),
+                "options": {"expires": float(HOUSEKEEPING_INTERVAL_SECONDS)},
+            },
         },
     )
     app.conf.taskhub_settings = settings

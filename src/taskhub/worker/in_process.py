@@ -1,4 +1,4 @@
-"""Without REDIS_URL there is no broker: the API process runs the reminder scan on a timer itself."""
+"""Without REDIS_URL there is no broker: the API process runs the periodic jobs on timers itself."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from taskhub.config import Settings
 from taskhub.db import Database
 from taskhub.notifications.service import scan_due_reminders
+from taskhub.worker.housekeeping import HOUSEKEEPING_INTERVAL_SECONDS, run_housekeeping
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +25,18 @@ async def reminder_scheduling(settings: Settings, database: Database) -> AsyncIt
     logger.info(
         "reminders: no REDIS_URL, scanning in-process every %ss", settings.REMINDER_SCAN_INTERVAL
     )
-    loop_task = asyncio.create_task(_scan_forever(settings, database), name="reminder-scan")
+    loops = [
+        asyncio.create_task(_scan_forever(settings, database), name="reminder-scan"),
+        asyncio.create_task(_housekeeping_forever(database), name="housekeeping"),
+    ]
     try:
         yield
     finally:
-        loop_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop_task
+        for loop_task in loops:
+            loop_task.cancel()
+        for loop_task in loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
 
 
 async def _scan_forever(settings: Settings, database: Database) -> None:
@@ -42,3 +48,12 @@ async def _scan_forever(settings: Settings, database: Database) -> None:
         except Exception:  # a failed scan must not end the loop; the next one retries
             logger.exception("reminder scan failed; retrying at the next interval")
         await asyncio.sleep(settings.REMINDER_SCAN_INTERVAL)
+
+
+async def _housekeeping_forever(database: Database) -> None:
+    while True:
+        try:
+            await run_housekeeping(database.sessions)
+        except Exception:  # like the scan: log, and try again next time
+            logger.exception("housekeeping failed; retrying at the next interval")
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)

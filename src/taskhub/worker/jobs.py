@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from celery import shared_task
 from sqlalchemy.exc import DBAPIError
@@ -11,16 +12,19 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from taskhub.config import load_settings
 from taskhub.db import create_database
 from taskhub.notifications.service import scan_due_reminders
+from taskhub.worker.housekeeping import run_housekeeping
+
+# A database failure is retried with exponential back-off and jitter.
+RETRY_ON_DATABASE_ERRORS: dict[str, Any] = {
+    "autoretry_for": (DBAPIError, PoolTimeoutError, OSError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
-@shared_task(
-    name="taskhub.scan_due_reminders",
-    autoretry_for=(DBAPIError, PoolTimeoutError, OSError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(name="taskhub.scan_due_reminders", **RETRY_ON_DATABASE_ERRORS)
 def scan_due_reminders_job() -> int:
     """Run one reminder scan; a database failure is retried with back-off."""
     return asyncio.run(_scan())
@@ -37,5 +41,19 @@ async def _scan() -> int:
             lead_time_seconds=settings.REMINDER_LEAD_TIME,
             batch_size=settings.REMINDER_SCAN_BATCH_SIZE,
         )
+    finally:
+        await database.dispose()
+
+
+@shared_task(name="taskhub.housekeeping", **RETRY_ON_DATABASE_ERRORS)
+def housekeeping_job() -> dict[str, int]:
+    """Delete ended sessions and expired idempotency records."""
+    return asyncio.run(_housekeeping())
+
+
+async def _housekeeping() -> dict[str, int]:
+    database = create_database(load_settings(), pooled=False)
+    try:
+        return await run_housekeeping(database.sessions)
     finally:
         await database.dispose()
