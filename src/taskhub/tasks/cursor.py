@@ -1,46 +1,34 @@
-"""Opaque keyset cursors, MACed and bound to the owner, sort and filters they were made for."""
+"""Task cursors: the shared keyset cursor, with its key typed by the listing's sort."""
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
-import orjson
-
-from taskhub.errors import ValidationFailed
-from taskhub.security.signing import BadSignature, derive_key, sign, unsign
+from taskhub import pagination
+from taskhub.pagination import KeysetCursors, invalid_cursor
 from taskhub.tasks.models import TaskPriority
 from taskhub.tasks.repository import Position, SortOrder, TaskFilters
 
-CURSOR_VERSION = 1
 _PRIORITY_RANKS = frozenset(rank.value for rank in TaskPriority)
-INVALID_CURSOR = (
-    "is not a cursor of this listing (it was altered, or made for another sort or filter)"
-)
 
 
 class CursorCodec:
     def __init__(self, secret: str) -> None:
-        self._key = derive_key(secret, "task-cursor")
+        self._cursors = KeysetCursors(secret, purpose="task")
 
     def encode(self, position: Position, *, scope: str) -> str:
         key = position.key.isoformat() if isinstance(position.key, datetime) else position.key
-        return sign(
-            {"v": CURSOR_VERSION, "s": scope, "k": key, "i": str(position.task_id)}, self._key
-        )
+        return self._cursors.encode(key=key, last_id=position.task_id, scope=scope)
 
     def decode(self, cursor: str, *, scope: str, order: SortOrder) -> Position:
+        """The position a cursor carries; 422 if it was altered or belongs to another listing."""
+        raw_key, last_id = self._cursors.decode(cursor, scope=scope)
         try:
-            payload = unsign(cursor, self._key)
-            if payload.get("v") != CURSOR_VERSION or payload.get("s") != scope:
-                raise BadSignature
-            return Position(
-                key=_key_of(payload.get("k"), order), task_id=uuid.UUID(str(payload["i"]))
-            )
-        except (BadSignature, KeyError, ValueError, TypeError):
-            raise ValidationFailed(loc=["query", "cursor"], msg=INVALID_CURSOR) from None
+            return Position(key=_key_of(raw_key, order), task_id=last_id)
+        except (ValueError, TypeError):
+            raise invalid_cursor() from None
 
 
 def _key_of(raw: Any, order: SortOrder) -> Any:
@@ -61,18 +49,19 @@ def _key_of(raw: Any, order: SortOrder) -> Any:
     return key
 
 
-def listing_scope(*, owner_id: uuid.UUID, order: SortOrder, filters: TaskFilters) -> str:
-    """A digest of everything that defines the listing; a cursor only fits the listing it came from."""
-    description = {
-        "owner": str(owner_id),
-        "sort": [order.column, order.descending],
-        "status": sorted(filters.statuses),
-        "priority": sorted(filters.priorities),
-        "due_before": _instant(filters.due_before),
-        "due_after": _instant(filters.due_after),
-        "q": filters.search,
-    }
-    return hashlib.sha256(orjson.dumps(description, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+def listing_scope(*, owner_id: UUID, order: SortOrder, filters: TaskFilters) -> str:
+    """Everything that defines the listing; a cursor only fits the listing it came from."""
+    return pagination.listing_scope(
+        {
+            "owner": str(owner_id),
+            "sort": [order.column, order.descending],
+            "status": sorted(filters.statuses),
+            "priority": sorted(filters.priorities),
+            "due_before": _instant(filters.due_before),
+            "due_after": _instant(filters.due_after),
+            "q": filters.search,
+        }
+    )
 
 
 def _instant(value: datetime | None) -> str | None:
