@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -85,10 +86,12 @@ def create_database(settings: Settings, *, pooled: bool = True) -> Database:
 
 
 def _create_engine(settings: Settings) -> AsyncEngine:
+    # hide_parameters: a database error's text (logged with its traceback) never carries the
+    # statement's values, such as a password hash.
     url = settings.database_url
     if settings.is_sqlite:
         ensure_sqlite_folder(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
@@ -99,6 +102,7 @@ def _create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
+        hide_parameters=True,
     )
 
 
@@ -109,7 +113,7 @@ def _create_unpooled_engine(settings: Settings) -> AsyncEngine:
         else {"connect_timeout": 5, "options": "-c timezone=UTC"}
     )
     engine = create_async_engine(
-        settings.database_url, poolclass=NullPool, connect_args=connect_args
+        settings.database_url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True
     )
     if settings.is_sqlite:
         ensure_sqlite_folder(settings.database_url)
@@ -131,3 +135,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+async def insert_unless_duplicate(db: AsyncSession, row: Base) -> bool:
+    """Insert a row; False when a unique constraint already holds its key.
+
+    The database decides, so two concurrent inserts of one key never both succeed; the savepoint
+    keeps the caller's transaction usable after the conflict.
+    """
+    try:
+        async with db.begin_nested():
+            db.add(row)
+            await db.flush()
+    except IntegrityError:
+        return False
+    return True

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, literal, or_, select, tuple_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from taskhub.db import insert_unless_duplicate
 from taskhub.tasks.models import IdempotencyRecord, Task
 
 
@@ -150,13 +150,7 @@ async def claim_idempotency_key(
             IdempotencyRecord.expires_at <= now,
         )
     )
-    try:
-        async with db.begin_nested():
-            db.add(record)
-            await db.flush()
-    except IntegrityError:
-        return False
-    return True
+    return await insert_unless_duplicate(db, record)
 
 
 async def delete_expired_idempotency_records(db: AsyncSession, *, now: datetime) -> int:

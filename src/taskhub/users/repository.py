@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskhub.db import insert_unless_duplicate
 from taskhub.users.models import User
 
 
@@ -17,14 +17,8 @@ async def get_by_username(db: AsyncSession, *, username: str) -> User | None:
 
 
 async def add(db: AsyncSession, *, user: User) -> bool:
-    """Insert the user; False when the username is taken (the unique constraint decides, race-free)."""
-    try:
-        async with db.begin_nested():
-            db.add(user)
-            await db.flush()
-    except IntegrityError:
-        return False
-    return True
+    """Insert the user; False when the username is taken."""
+    return await insert_unless_duplicate(db, user)
 
 
 async def set_password_hash(db: AsyncSession, *, user_id: uuid.UUID, password_hash: str) -> None:
