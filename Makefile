@@ -9,15 +9,16 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint lock requirements check-lock worker beat check clean
+.PHONY: help install run migrate test lint lock requirements check-lock worker beat check bench clean
 
 help:
 	@echo "make run      install, write .env if missing, migrate, serve on HOST:PORT (127.0.0.1:8000)"
 	@echo "make test     install and run the whole suite (TEST_DATABASE_URL=postgresql://... for PostgreSQL)"
 	@echo "make migrate  apply database migrations"
-	@echo "make lint     ruff, ruff format --check, mypy, lock/requirements drift"
+	@echo "make lint     ruff, ruff format --check, mypy, lock/requirements drift, hadolint, actionlint, zizmor"
 	@echo "make worker   Celery worker (needs REDIS_URL); make beat: the reminder scheduler"
 	@echo "make lock     re-resolve uv.lock and re-export requirements.txt"
+	@echo "make bench    load-test with wrk on its own PostgreSQL database; writes docs/benchmarks.md"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,6 +46,9 @@ lint: install check-lock
 	$(VENV)/bin/ruff check src tests migrations
 	$(VENV)/bin/ruff format --check src tests migrations
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline --quiet .github/workflows
 
 lock: | $(UV)
 	$(UV) lock
@@ -68,6 +72,14 @@ beat: install
 	exec $(PY) -m celery -A taskhub.worker.celery_app beat --loglevel=INFO --schedule var/celerybeat-schedule
 
 check: lint test
+
+# Drops and recreates the taskhub_bench database on 127.0.0.1:5432 (user postgres) and needs
+# Redis on 127.0.0.1:6379. BENCH_DURATION=3 BENCH_WARMUP=1 BENCH_WORKERS=1 for a quick run.
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+		else echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; fi; }
+	$(PY) scripts/bench/run.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -42,7 +42,7 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_soft_shutdown_timeout=SOFT_SHUTDOWN_SECONDS,
-        worker_enable_soft_shutdown_on_idle=True,
+        worker_enable_soft_shutdown_on_idle=False,
         broker_transport_options=_transport_options(settings.CELERY_BROKER_KEY_PREFIX),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
