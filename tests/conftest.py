@@ -5,9 +5,10 @@ built by the Alembic migrations, emptied after every test so order never matters
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,14 @@ from taskhub.main import create_app
 from taskhub.migrate import upgrade
 from taskhub.ratelimit import RateLimiter
 from tests.helpers import ApiUser, make_user
+
+# What no response may ever carry: a password hash (bcrypt or argon2) or a Python stack trace.
+LEAK_PATTERNS = {
+    "bcrypt hash": re.compile(r"\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}"),
+    "argon2 hash": re.compile(r"\$argon2"),
+    "stack trace": re.compile(r"Traceback \(most recent call last\)"),
+    "stack frame": re.compile(r'File "/'),
+}
 
 TABLES = (
     "idempotency_record",
@@ -94,11 +103,44 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     await application.state.database.dispose()
 
 
+def find_leaks(text: str) -> list[str]:
+    """The names of the LEAK_PATTERNS found in `text`."""
+    return [name for name, pattern in LEAK_PATTERNS.items() if pattern.search(text)]
+
+
+def response_leaks(response: httpx.Response) -> list[str]:
+    """LEAK_PATTERNS in a response's headers or body (the body must have been read)."""
+    headers = "\n".join(f"{name}: {value}" for name, value in response.headers.items())
+    return find_leaks(headers + "\n" + response.content.decode("utf-8", errors="replace"))
+
+
+def leak_scanner(violations: list[str]) -> Callable[[httpx.Response], Awaitable[None]]:
+    """An httpx response hook: records a leaking response in `violations` and raises."""
+
+    async def scan(response: httpx.Response) -> None:
+        await response.aread()
+        leaks = response_leaks(response)
+        if leaks:
+            request = response.request
+            violations.append(f"{request.method} {request.url.path}: {', '.join(leaks)}")
+            raise AssertionError(f"response leaks a {violations[-1]}")
+
+    return scan
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Every response any test gets is scanned for password hashes and stack traces."""
+    violations: list[str] = []
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        event_hooks={"response": [leak_scanner(violations)]},
+    ) as http:
         yield http
+    # Also fails a test that caught the hook's AssertionError.
+    assert not violations, f"responses leaked secrets or stack traces: {violations}"
 
 
 @pytest.fixture(autouse=True)

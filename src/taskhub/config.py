@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     DATABASE_URL: str | None = None
     REDIS_URL: SecretStr | None = None
     JWT_SECRET: SecretStr
+    # Comma-separated secrets that signed tokens still in use: they verify but never sign.
+    JWT_PREVIOUS_SECRETS: SecretStr = SecretStr("")
     JWT_ISSUER: str = "taskhub"
     JWT_AUDIENCE: str = "taskhub"
     ACCESS_TOKEN_TTL: int = Field(default=900, ge=30, le=86_400)
@@ -63,6 +65,9 @@ class Settings(BaseSettings):
     WEB_CONCURRENCY: int = Field(default=1, ge=1, le=64)
     DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
     DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
+    METRICS_ENABLED: bool = True
+    # 0: /metrics on the main app. Otherwise a separate listener on HOST:METRICS_PORT only.
+    METRICS_PORT: int = Field(default=0, ge=0, le=65_535)
 
     @field_validator("JWT_SECRET")
     @classmethod
@@ -71,13 +76,33 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes long")
         return value
 
+    @field_validator("JWT_PREVIOUS_SECRETS")
+    @classmethod
+    def _previous_secrets_are_long_enough(cls, value: SecretStr) -> SecretStr:
+        for secret in _split_secrets(value):
+            if len(secret.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"each secret must be at least {MIN_SECRET_BYTES} bytes long")
+        return value
+
+    @model_validator(mode="after")
+    def _metrics_port_is_usable(self) -> Settings:
+        if self.METRICS_ENABLED and self.METRICS_PORT:
+            if self.METRICS_PORT == self.PORT:
+                raise ValueError("METRICS_PORT must differ from PORT (or be 0)")
+            if self.WEB_CONCURRENCY > 1:
+                # Each worker process keeps its own registry and would fight for the port.
+                raise ValueError("METRICS_PORT needs WEB_CONCURRENCY=1; scale with more containers")
+        return self
+
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:
         if self.ENVIRONMENT != "production":
             return self
         secret = self.JWT_SECRET.get_secret_value().strip()
-        if secret.lower() in PLACEHOLDER_SECRETS or len(set(secret)) < MIN_DISTINCT_SECRET_CHARS:
+        if _is_placeholder(secret):
             raise ValueError("JWT_SECRET is a known placeholder; generate a random secret")
+        if any(_is_placeholder(previous) for previous in self.previous_jwt_secrets):
+            raise ValueError("JWT_PREVIOUS_SECRETS holds a known placeholder; remove it")
         if not self.database_url.startswith("postgresql+"):
             raise ValueError("DATABASE_URL must point at PostgreSQL in production")
         if self.REDIS_URL is None:
@@ -85,6 +110,10 @@ class Settings(BaseSettings):
         if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
             raise ValueError(f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS}")
         return self
+
+    @cached_property
+    def previous_jwt_secrets(self) -> tuple[str, ...]:
+        return _split_secrets(self.JWT_PREVIOUS_SECRETS)
 
     @cached_property
     def database_url(self) -> str:
@@ -106,6 +135,15 @@ class Settings(BaseSettings):
     @cached_property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _split_secrets(value: SecretStr) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.get_secret_value().split(",") if part.strip())
+
+
+def _is_placeholder(secret: str) -> bool:
+    secret = secret.strip()
+    return secret.lower() in PLACEHOLDER_SECRETS or len(set(secret)) < MIN_DISTINCT_SECRET_CHARS
 
 
 def async_database_url(url: str) -> str:

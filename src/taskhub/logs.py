@@ -19,6 +19,11 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
 }
 
 
+# Libraries whose DEBUG lines print every SQL call with its parameters, password hashes among
+# them (aiosqlite logs each call's arguments). They never go below INFO, whatever LOG_LEVEL says.
+PARAMETER_LOGGERS = ("aiosqlite",)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         from taskhub.middleware import request_id_var
@@ -45,7 +50,8 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         from taskhub.middleware import request_id_var
 
-        record.request_id = request_id_var.get()
+        # The access line passes its own (it is written after the request's context has ended).
+        record.request_id = getattr(record, "request_id", None) or request_id_var.get()
         extras = {
             k: v
             for k, v in vars(record).items()
@@ -61,3 +67,5 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.LOG_LEVEL)
+    for name in PARAMETER_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

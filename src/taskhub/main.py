@@ -15,6 +15,7 @@ from taskhub.db import create_database
 from taskhub.docs import install_docs
 from taskhub.errors import install_error_handlers
 from taskhub.logs import configure_logging
+from taskhub.metrics import install_metrics, serve_metrics
 from taskhub.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from taskhub.notifications import router as notification_router
 from taskhub.openapi import install_openapi
@@ -38,10 +39,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         common_passwords.preload()
         logger.info("taskhub started", extra={"environment": settings.ENVIRONMENT})
-        async with reminder_scheduling(settings, database):
+        async with (
+            reminder_scheduling(settings, database),
+            serve_metrics(settings, app.state.metrics),
+        ):
             yield
+        # Runs once in-flight requests are done (bounded by the server's graceful timeout).
         await app.state.rate_limiter.aclose()
         await database.dispose()
+        logger.info("taskhub stopped")
 
     app = FastAPI(
         title="TaskHub API",
@@ -57,8 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings)
     app.state.trusted_proxies = parse_trusted_proxies(settings.TRUSTED_PROXIES)
     install_cors(app, settings)
-    # Added last, so outermost: CORS preflights and every error get the standard headers too.
+    # Outside CORS, so CORS preflights and every error get the standard headers too.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
+    install_metrics(app, settings, database)  # outermost: sees every final status
     install_error_handlers(app)
     install_openapi(app)
 

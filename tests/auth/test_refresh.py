@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from taskhub.config import Settings
+from taskhub.security.tokens import key_id
 from tests.helpers import API, ApiUser, assert_problem, login
 
 REFRESH = f"{API}/auth/refresh"
@@ -20,6 +21,12 @@ INVALID_TOKEN = 'Bearer error="invalid_token"'
 def claims_of(token: str) -> dict[str, Any]:
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     return claims
+
+
+def signed_by_the_app(claims: dict[str, Any], settings: Settings) -> str:
+    """Claims re-signed with the app's own key (and naming it), as only the server could."""
+    secret = settings.JWT_SECRET.get_secret_value()
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": key_id(secret)})
 
 
 async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -239,7 +246,7 @@ class TestRefreshRejections:
     ) -> None:
         claims = claims_of(alice.refresh_token)
         claims["jti"] = "made-up-token-id"
-        token = jwt.encode(claims, settings.JWT_SECRET.get_secret_value(), algorithm="HS256")
+        token = signed_by_the_app(claims, settings)
 
         assert_refresh_refused(await refresh(client, token))
 
@@ -250,7 +257,7 @@ class TestRefreshRejections:
     ) -> None:
         claims = claims_of(alice.refresh_token)
         claims["exp"] = claims["iat"] - 1
-        token = jwt.encode(claims, settings.JWT_SECRET.get_secret_value(), algorithm="HS256")
+        token = signed_by_the_app(claims, settings)
 
         assert_refresh_refused(await refresh(client, token))
 

@@ -20,6 +20,7 @@ from taskhub.security.tokens import (
     TokenCodec,
     TokenType,
     fingerprint,
+    key_id,
 )
 
 SECRET = "unit-test-secret-with-more-than-thirty-two-bytes"
@@ -68,7 +69,9 @@ def hand_signed(
     header: dict[str, Any] | None = None,
     key: str = SECRET,
 ) -> str:
-    head = _segment(header if header is not None else {"alg": alg, "typ": "JWT"})
+    head = _segment(
+        header if header is not None else {"alg": alg, "typ": "JWT", "kid": key_id(key)}
+    )
     signing_input = f"{head}.{_segment(claims)}"
     digest = hmac.new(key.encode(), signing_input.encode(), HASHES.get(alg, hashlib.sha256))
     return f"{signing_input}.{_b64(digest.digest())}"
@@ -236,7 +239,9 @@ class TestDecodeRejects:
 
     @pytest.mark.parametrize("alg", ["RS256", "ES256", "PS256", "EdDSA"])
     def test_asymmetric_algorithm_headers_are_rejected(self, alg: str) -> None:
-        token = hand_signed(valid_claims(), header={"alg": alg, "typ": "JWT"})
+        token = hand_signed(
+            valid_claims(), header={"alg": alg, "typ": "JWT", "kid": key_id(SECRET)}
+        )
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")

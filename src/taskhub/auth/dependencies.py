@@ -14,6 +14,7 @@ from taskhub.auth.service import token_codec
 from taskhub.db import utcnow
 from taskhub.dependencies import DbSession, RateLimiterDep, SettingsDep
 from taskhub.errors import Unauthorized
+from taskhub.metrics import note_auth_failure
 from taskhub.security.tokens import InvalidToken
 from taskhub.users.models import User
 
@@ -39,8 +40,10 @@ def bearer_token(request: Request) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         # Another scheme (Basic...) sent no bearer token to reject: RFC 6750 3.1 says no error code.
+        note_auth_failure(request, "missing")
         raise Unauthorized()
     if not token or any(ch.isspace() for ch in token):
+        note_auth_failure(request, "malformed")
         raise Unauthorized(INVALID_TOKEN, invalid_token=True)
     return token
 
@@ -55,15 +58,18 @@ async def current_principal(
     """Signature, expiry, issuer, audience and type, then user and session liveness in one query."""
     token = bearer_token(request)
     if token is None:
+        note_auth_failure(request, "missing")
         raise Unauthorized()
     try:
         claims = token_codec(settings).decode(token, expected_type="access")
-    except InvalidToken:
+    except InvalidToken as exc:
+        note_auth_failure(request, exc.reason)
         raise Unauthorized(INVALID_TOKEN, invalid_token=True) from None
     live = await auth_repository.active_session_user(
         db, session_id=claims.session_id, username=claims.subject, now=utcnow()
     )
     if live is None:
+        note_auth_failure(request, "session_inactive")
         raise Unauthorized(INVALID_TOKEN, invalid_token=True)
     user, _session = live
     request.state.user_id = user.id

@@ -35,10 +35,12 @@ class IssuedTokens:
 
 
 def token_codec(settings: Settings) -> TokenCodec:
+    """JWT_SECRET signs; it and JWT_PREVIOUS_SECRETS verify (key rotation)."""
     return TokenCodec(
         secret=settings.JWT_SECRET.get_secret_value(),
         issuer=settings.JWT_ISSUER,
         audience=settings.JWT_AUDIENCE,
+        previous_secrets=settings.previous_jwt_secrets,
     )
 
 

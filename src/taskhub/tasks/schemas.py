@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
 from taskhub.tasks.models import TaskPriority, TaskStatus
@@ -69,13 +70,20 @@ class TaskCreate(InputModel):
     due_at: Timestamp | None = None
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class TaskUpdate(InputModel):
     """Any subset of TaskCreate's fields; `null` clears description and due_at only."""
 
-    title: Title | None = None
+    # None only means "not sent": the schema offers no null (nor a null default) where null is 422.
+    title: Title | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
     description: Description | None = None
-    status: TaskStatus | None = None
-    priority: PriorityName | None = None
+    status: TaskStatus | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    priority: PriorityName | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default
+    )
     due_at: Timestamp | None = None
 
     @field_validator("title", "status", "priority", mode="before")
