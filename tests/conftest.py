@@ -123,7 +123,7 @@ def leak_scanner(violations: list[str]) -> Callable[[httpx.Response], Awaitable[
         if leaks:
             request = response.request
             violations.append(f"{request.method} {request.url.path}: {', '.join(leaks)}")
-            raise AssertionError(f"response leaks a {violations[-1]}")
+            raise AssertionError(f"leaking response: {violations[-1]}")
 
     return scan
 

@@ -1,0 +1,144 @@
+"""Property-based conformance: Schemathesis drives every operation of the app's own /openapi.json,
+authenticated, and every response must be no 5xx, a documented status, a documented content type
+and match its documented schema. Failures are fixed in the app or the schema, never by loosening
+these checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck
+from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from taskhub.main import create_app
+from tests.conftest import find_leaks, make_settings
+from tests.helpers import API, DEFAULT_PASSWORD
+
+# Operations after which the caller's token no longer works: each example gets a fresh account.
+SESSION_ENDING = {("POST", f"{API}/auth/logout"), ("DELETE", f"{API}/users/me")}
+
+
+def no_leak(_ctx: Any, response: schemathesis.Response, case: schemathesis.Case[Any]) -> None:
+    """The suite's response scanner, applied to every generated request too."""
+    leaks = find_leaks("\n".join(f"{k}: {v}" for k, v in response.headers.items()))
+    leaks += find_leaks(response.content.decode("utf-8", errors="replace"))
+    assert not leaks, f"{case.method} {case.formatted_path}: response leaks {leaks}"
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    no_leak,
+]
+
+
+class AppUnderTest:
+    """The ASGI app the schema is bound to. The schema must exist when pytest collects this
+    module, the test database only once fixtures run: this forwards every request (and the
+    lifespan) to the app the `fuzzed_app` fixture builds."""
+
+    def __init__(self) -> None:
+        self.target: FastAPI | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.target is not None, "use the fuzzed_app fixture"
+        await self.target(scope, receive, send)
+
+
+def served_openapi_document() -> dict[str, Any]:
+    """/openapi.json as TaskHub serves it. It does not depend on the database, which is never
+    opened here (no lifespan runs)."""
+    document_app = create_app(make_settings("sqlite:///:memory:"))
+    # Not entered as a context manager: no lifespan runs, nothing connects.
+    client = asgi.get_client(document_app)  # type: ignore[arg-type]  # FastAPI is an ASGI app
+    with contextlib.closing(client):
+        response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+APP_UNDER_TEST = AppUnderTest()
+schema = schemathesis.openapi.from_dict(served_openapi_document())
+schema.app = APP_UNDER_TEST
+
+
+class Accounts:
+    """Registers and logs in users through the same ASGI client Schemathesis uses, so every
+    request runs on its event loop (where the app's database connections live)."""
+
+    def __init__(self) -> None:
+        self.shared: dict[str, str] | None = None
+
+    def fresh(self) -> dict[str, str]:
+        username = f"fuzz_{secrets.token_hex(6)}"
+        with asgi.get_client(APP_UNDER_TEST) as client:
+            registered = client.post(
+                f"{API}/auth/register", json={"username": username, "password": DEFAULT_PASSWORD}
+            )
+            assert registered.status_code == 201, registered.text
+            tokens = client.post(
+                f"{API}/auth/login", data={"username": username, "password": DEFAULT_PASSWORD}
+            )
+            assert tokens.status_code == 200, tokens.text
+        return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+    def headers_for(self, case: schemathesis.Case[Any]) -> dict[str, str]:
+        if (case.method.upper(), case.path) in SESSION_ENDING:
+            return self.fresh()
+        if self.shared is None:
+            self.shared = self.fresh()
+        return self.shared
+
+
+@pytest.fixture(scope="module")
+def fuzzed_app(database_url: str, app: FastAPI) -> Iterator[FastAPI]:
+    """TaskHub over the test database without rate limits (Schemathesis sends bursts of logins).
+
+    Depends on the suite's `app` so that the harness empties the tables after every test.
+    """
+    application = create_app(make_settings(database_url, RATE_LIMIT_ENABLED=False))
+    APP_UNDER_TEST.target = application
+    try:
+        yield application
+    finally:
+        # The app's lifespan shutdown, on Schemathesis's event loop: the reminder loop stops and
+        # the engine is disposed there, where its connections were opened.
+        asgi.shutdown_lifespans()
+        APP_UNDER_TEST.target = None
+
+
+@pytest.fixture
+def accounts(fuzzed_app: FastAPI) -> Accounts:
+    """Per test: the harness deletes every account after each one."""
+    return Accounts()
+
+
+@schema.parametrize()
+@hypothesis.settings(
+    max_examples=15,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_conforms_to_its_openapi_document(
+    case: schemathesis.Case[Any], accounts: Accounts
+) -> None:
+    case.call_and_validate(headers=accounts.headers_for(case), checks=CHECKS)
