@@ -73,6 +73,8 @@ def new_id() -> uuid.UUID:
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Autocommit sessions for requests that only read: no BEGIN and COMMIT round trips.
+    read_sessions: async_sessionmaker[AsyncSession]
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -82,7 +84,12 @@ def create_database(settings: Settings, *, pooled: bool = True) -> Database:
     """`pooled=False` for short-lived event loops (Celery jobs): no connection outlives its use."""
     engine = _create_engine(settings) if pooled else _create_unpooled_engine(settings)
     sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-    return Database(engine=engine, sessions=sessions)
+    read_sessions = async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        autoflush=False,
+    )
+    return Database(engine=engine, sessions=sessions, read_sessions=read_sessions)
 
 
 def _create_engine(settings: Settings) -> AsyncEngine:
