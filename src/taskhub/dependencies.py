@@ -13,7 +13,6 @@ from taskhub.db import Database
 from taskhub.ratelimit import RateLimiter
 from taskhub.security.client_ip import client_ip
 
-
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

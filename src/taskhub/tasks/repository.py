@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, delete, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -73,17 +73,48 @@ async def list_owned(
     after: Position | None,
     limit: int,
 ) -> list[Task]:
-    """One page in keyset order; ties broken by id in the sort's direction, missing due dates last."""
+    """One page in keyset order; ties broken by id in the sort's direction, missing due dates last.
+
+    Every query is a walk of an `(owner_id, <sort column>, id)` index in one direction, so a
+    page costs the same however many tasks the owner has. Tasks without a due date are a second
+    segment (`due_at IS NULL`, by id) read only when the first one runs out: a single
+    `NULLS LAST` ordering would not match the index when descending, and PostgreSQL would sort.
+    """
     column: InstrumentedAttribute[Any] = getattr(Task, order.column)
-    query = select(Task).where(_owned(owner_id), *_filter_clauses(filters))
-    if after is not None:
-        query = query.where(_after(column, order, after))
-    if order.descending:
-        query = query.order_by(column.desc().nulls_last(), Task.id.desc())
-    else:
-        query = query.order_by(column.asc().nulls_last(), Task.id.asc())
-    result = await db.execute(query.limit(limit))
-    return list(result.scalars())
+    base = select(Task).where(_owned(owner_id), *_filter_clauses(filters))
+    rows: list[Task] = []
+    if after is None or after.key is not None:
+        keyed = base.where(column.is_not(None)) if order.nullable else base
+        if after is not None:
+            keyed = keyed.where(_beyond(order, tuple_(column, Task.id), _position(column, after)))
+        rows = await _page(db, keyed.order_by(*_directed(order, column, Task.id)), limit)
+    if order.nullable and len(rows) < limit:
+        undated = base.where(column.is_(None))
+        if after is not None and after.key is None:
+            undated = undated.where(_beyond(order, Task.id, _typed_id(after.task_id)))
+        rows += await _page(db, undated.order_by(*_directed(order, Task.id)), limit - len(rows))
+    return rows
+
+
+async def _page(db: AsyncSession, query: Select[Task], limit: int) -> list[Task]:
+    return list((await db.execute(query.limit(limit))).scalars())
+
+
+def _directed(order: SortOrder, *columns: Any) -> list[Any]:
+    return [c.desc() if order.descending else c.asc() for c in columns]
+
+
+def _beyond(order: SortOrder, left: Any, right: Any) -> ColumnElement[bool]:
+    return left < right if order.descending else left > right  # type: ignore[no-any-return]
+
+
+def _position(column: InstrumentedAttribute[Any], after: Position) -> Any:
+    # Typed literals, so the key goes through the same conversion as the stored column.
+    return tuple_(literal(after.key, type_=column.type), _typed_id(after.task_id))
+
+
+def _typed_id(task_id: uuid.UUID) -> Any:
+    return literal(task_id, type_=Task.id.type)
 
 
 def _filter_clauses(filters: TaskFilters) -> list[ColumnElement[bool]]:
@@ -103,23 +134,6 @@ def _filter_clauses(filters: TaskFilters) -> list[ColumnElement[bool]]:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _after(
-    column: InstrumentedAttribute[Any], order: SortOrder, after: Position
-) -> ColumnElement[bool]:
-    def beyond(left: Any, right: Any) -> ColumnElement[bool]:
-        return left < right if order.descending else left > right  # type: ignore[no-any-return]
-
-    if after.key is None:  # the page ended among the tasks without a due date, which come last
-        return and_(column.is_(None), beyond(Task.id, literal(after.task_id, type_=Task.id.type)))
-    # Typed literals, so the key goes through the same conversion as the stored column.
-    key = literal(after.key, type_=column.type)
-    last_id = literal(after.task_id, type_=Task.id.type)
-    later_key = beyond(tuple_(column, Task.id), tuple_(key, last_id))
-    if order.nullable:
-        return or_(and_(column.is_not(None), later_key), column.is_(None))
-    return later_key
 
 
 async def find_idempotency_record(
