@@ -36,17 +36,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-def get_settings(request: Request) -> Settings:
+# The small dependencies below are `async def` on purpose: FastAPI runs a plain `def` dependency
+# in the thread pool, a thread hop per request for what is an attribute read.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def get_client_ip(request: Request) -> str:
+async def get_client_ip(request: Request) -> str:
     """The socket peer, or the X-Forwarded-For hop our TRUSTED_PROXIES saw."""
     return client_ip(request, request.app.state.trusted_proxies)
 

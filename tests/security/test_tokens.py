@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -306,3 +307,27 @@ class TestFingerprint:
         jti = issue()[1]
 
         assert jti not in fingerprint(jti)
+
+
+def test_a_remembered_token_still_expires() -> None:
+    """Verified tokens are cached for speed; the expiry is checked on every use regardless."""
+    issued = datetime.now(UTC) - timedelta(seconds=5)
+    token, _ = codec().encode(
+        token_type="access",
+        subject="alice",
+        session_id=SESSION_ID,
+        issued_at=issued,
+        expires_at=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    claims = codec().decode(token, expected_type="access")
+    time.sleep(max(0.0, (claims.expires_at - datetime.now(UTC)).total_seconds()) + 0.05)
+    with pytest.raises(InvalidToken) as refused:
+        codec().decode(token, expected_type="access")
+    assert refused.value.reason == "expired"
+
+
+def test_a_cached_token_is_not_accepted_under_another_secret() -> None:
+    token, _ = issue()
+    codec().decode(token, expected_type="access")
+    with pytest.raises(InvalidToken):
+        codec(secret=OTHER_SECRET).decode(token, expected_type="access")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -32,6 +33,10 @@ class Principal:
     session_id: uuid.UUID
 
 
+# RFC 6750 b64token: a JWT fits it; whitespace, a second token or odd bytes do not.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
 def bearer_token(request: Request) -> str | None:
     """The token of a well-formed `Authorization: Bearer <token>` header; None if absent."""
     header = request.headers.get("authorization")
@@ -42,7 +47,7 @@ def bearer_token(request: Request) -> str | None:
         # Another scheme (Basic...) sent no bearer token to reject: RFC 6750 3.1 says no error code.
         note_auth_failure(request, "missing")
         raise Unauthorized()
-    if not token or any(ch.isspace() for ch in token):
+    if not _B64TOKEN.fullmatch(token):
         note_auth_failure(request, "malformed")
         raise Unauthorized(INVALID_TOKEN, invalid_token=True)
     return token

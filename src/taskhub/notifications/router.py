@@ -19,7 +19,7 @@ router = APIRouter(
 )
 
 
-def notification_cursors(settings: SettingsDep) -> KeysetCursors:
+async def notification_cursors(settings: SettingsDep) -> KeysetCursors:
     return KeysetCursors(settings.JWT_SECRET.get_secret_value(), purpose="notification")
 
 

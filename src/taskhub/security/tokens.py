@@ -12,6 +12,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 import jwt
@@ -36,6 +37,7 @@ class InvalidToken(Exception):
         self.reason: InvalidTokenReason = reason
 
 
+@lru_cache(maxsize=16)
 def key_id(secret: str) -> str:
     """The `kid` of a secret: an HMAC of a fixed label under it, which reveals nothing of it."""
     digest = hmac.new(secret.encode(), KEY_ID_LABEL, hashlib.sha256).hexdigest()
@@ -87,6 +89,13 @@ class TokenCodec:
     def decode(self, token: str, *, expected_type: TokenType) -> TokenClaims:
         if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             raise InvalidToken("malformed")
+        claims = _verified(self, token, expected_type)
+        # A verified token is remembered, but its expiry is checked on every use.
+        if claims.expires_at <= datetime.now(UTC):
+            raise InvalidToken("expired")
+        return claims
+
+    def _verify(self, token: str, expected_type: TokenType) -> TokenClaims:
         secret = self._verifying_secret(token)
         try:
             claims = jwt.decode(
@@ -115,6 +124,14 @@ class TokenCodec:
         if not isinstance(kid, str) or kid not in secrets_by_kid:
             raise InvalidToken("unknown_key")
         return secrets_by_kid[kid]
+
+
+# Verifying a signature and parsing claims is most of an authenticated request's CPU; a client
+# sends the same access token many times. Only successes are cached (exceptions never are), the
+# cache is bounded, and the key includes every secret, so a rotation starts afresh.
+@lru_cache(maxsize=4096)
+def _verified(codec: TokenCodec, token: str, expected_type: TokenType) -> TokenClaims:
+    return codec._verify(token, expected_type)
 
 
 def _reason_of(exc: jwt.InvalidTokenError) -> InvalidTokenReason:

@@ -45,7 +45,7 @@ IdempotencyKey = Annotated[
 router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Depends(current_principal)])
 
 
-def task_filters(
+async def task_filters(
     status: Annotated[list[TaskStatus] | None, Query(max_length=3)] = None,
     priority: Annotated[list[PriorityName] | None, Query(max_length=3)] = None,
     due_before: Timestamp | None = None,
@@ -69,7 +69,7 @@ def _search_term(q: str | None) -> str | None:
     return q.casefold()
 
 
-def cursor_codec(settings: SettingsDep) -> CursorCodec:
+async def cursor_codec(settings: SettingsDep) -> CursorCodec:
     return CursorCodec(settings.JWT_SECRET.get_secret_value())
 
 
