@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 import httpx
 from playwright.async_api import async_playwright
 
-from tests.helpers import DEFAULT_PASSWORD
-from tests.integration.test_served_api import API, Server, server  # noqa: F401 - fixture
+from tests.helpers import API, DEFAULT_PASSWORD
+from tests.integration.served import Server
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags a closed network needs: no background calls home, no GPU, no sandbox as root.
@@ -25,7 +25,7 @@ UI_TIMEOUT_MS = 20_000
 
 
 async def test_docs_authorize_and_execute_users_me_with_nothing_loaded_from_outside(
-    server: Server,  # noqa: F811 - the fixture imported above
+    server: Server,
 ) -> None:
     async with httpx.AsyncClient(base_url=server.base_url) as http:
         registered = await http.post(

@@ -10,15 +10,8 @@ asks for the body. From then on the request is in flight for as long as the body
 from __future__ import annotations
 
 import http.client
-import os
-import secrets
 import signal
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -26,67 +19,15 @@ import httpx
 import orjson
 import pytest
 
-from taskhub.config import Settings
-from tests.integration.test_served_api import (
-    API,
-    PROJECT_ROOT,
-    SHUTDOWN_SECONDS,
-    STARTUP_SECONDS,
-    Server,
-    free_port,
-    wait_until_healthy,
+from tests.helpers import API
+from tests.integration.served import (
+    port_of,
+    start_server,
+    wait_for_exit,
+    wait_until_refused,
 )
 
 USERNAME, PASSWORD = "graceful-user", "copper-window-sparrow-8"
-
-
-@contextmanager
-def served(database_url: str, tmp_path: Path, **overrides: str) -> Iterator[Server]:
-    """`python -m taskhub serve` on a free port with the given settings; killed if still up."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env.update(
-        ENVIRONMENT="test",
-        DATABASE_URL=database_url,
-        JWT_SECRET=secrets.token_urlsafe(48),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        **overrides,
-    )
-    log = tmp_path / f"server-{port}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "taskhub", "serve"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    running = Server(process=process, base_url=f"http://127.0.0.1:{port}", log=log)
-    try:
-        wait_until_healthy(running)
-        yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=SHUTDOWN_SECONDS)
-
-
-def port_of(server: Server) -> int:
-    return int(server.base_url.rsplit(":", 1)[1])
-
-
-def wait_until_refused(port: int) -> bool:
-    """True once the port refuses connections, False if it still accepts after STARTUP_SECONDS."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                pass
-        except ConnectionRefusedError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def read_head(sock: socket.socket) -> bytes:
@@ -103,7 +44,7 @@ def read_head(sock: socket.socket) -> bytes:
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(
     database_url: str, tmp_path: Path
 ) -> None:
-    with served(database_url, tmp_path, BCRYPT_ROUNDS="14") as server:
+    with start_server(database_url, tmp_path, BCRYPT_ROUNDS="14") as server:
         registered = httpx.post(
             f"{server.base_url}{API}/auth/register",
             json={"username": USERNAME, "password": PASSWORD},
@@ -136,10 +77,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(
         assert b'"access_token"' in payload
         assert b'"refresh_token"' in payload
         assert response.getheader("connection") == "close"
-        try:
-            returncode = server.process.wait(timeout=SHUTDOWN_SECONDS)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the server did not stop after SIGTERM:\n{server.output()}")
+        returncode = wait_for_exit(server, signal.SIGTERM)
 
     output = server.output()
     assert returncode == 0, output

@@ -2,87 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
-from taskhub.config import Settings
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 15.0
-SHUTDOWN_SECONDS = 15.0
-API = "/api/v1"
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_healthy(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"the server exited with {server.process.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.base_url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server did not answer /health within {STARTUP_SECONDS} s:\n{server.output()}")
-
-
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env.update(
-        ENVIRONMENT="test",
-        DATABASE_URL=database_url,
-        JWT_SECRET=secrets.token_urlsafe(48),
-        HOST="127.0.0.1",
-        PORT=str(port),
-    )
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "taskhub", "serve"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    running = Server(process=process, base_url=f"http://127.0.0.1:{port}", log=log)
-    try:
-        wait_until_healthy(running)
-        yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=SHUTDOWN_SECONDS)
+from tests.helpers import API
+from tests.integration.served import Server, wait_for_exit
 
 
 @pytest.mark.usefixtures("app")  # the shared app's teardown empties the tables afterwards
@@ -133,10 +59,7 @@ def test_a_user_session_over_real_http_then_a_clean_shutdown(server: Server) -> 
         assert rejected.headers["x-request-id"]
 
     server.process.send_signal(signal.SIGINT)
-    try:
-        returncode = server.process.wait(timeout=SHUTDOWN_SECONDS)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the server did not stop on SIGINT:\n{server.output()}")
+    returncode = wait_for_exit(server, signal.SIGINT)
     output = server.output()
     assert returncode == 0, output
     assert "Traceback" not in output

@@ -11,8 +11,14 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_graceful_shutdown import port_of, served, wait_until_refused
-from tests.integration.test_served_api import API, SHUTDOWN_SECONDS, free_port
+from tests.helpers import API
+from tests.integration.served import (
+    free_port,
+    port_of,
+    start_server,
+    wait_for_exit,
+    wait_until_refused,
+)
 
 
 @pytest.mark.usefixtures("app")  # the shared app's teardown empties the tables afterwards
@@ -20,7 +26,7 @@ def test_metrics_port_serves_metrics_only_there_and_closes_with_the_app(
     database_url: str, tmp_path: Path
 ) -> None:
     metrics_port = free_port()
-    with served(
+    with start_server(
         database_url, tmp_path, METRICS_PORT=str(metrics_port), LOG_FORMAT="json"
     ) as server:
         with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
@@ -44,7 +50,7 @@ def test_metrics_port_serves_metrics_only_there_and_closes_with_the_app(
         assert ("taskhub_db_pool_checked_out_connections", ()) in samples
 
         server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=SHUTDOWN_SECONDS) == 0, server.output()
+        assert wait_for_exit(server, signal.SIGTERM) == 0, server.output()
 
     assert wait_until_refused(metrics_port)
     assert wait_until_refused(port_of(server))

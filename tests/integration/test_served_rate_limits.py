@@ -5,75 +5,25 @@ TRUSTED_PROXIES is empty, so a client on loopback cannot pick its own address.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from taskhub.config import Settings
+from tests.helpers import API
+from tests.integration.served import start_server
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 15.0
-API = "/api/v1"
 PASSWORD = "copper-window-sparrow-8"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def base_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """`python -m taskhub serve` with 3 failed logins per address and minute, no trusted proxy."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env.update(
-        ENVIRONMENT="test",
-        DATABASE_URL=database_url,
-        JWT_SECRET=secrets.token_urlsafe(48),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        RATE_LIMIT_LOGIN_IP="3/minute",
-        TRUSTED_PROXIES="",
-    )
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "taskhub", "serve"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no /health within {STARTUP_SECONDS} s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=STARTUP_SECONDS)
+    with start_server(
+        database_url, tmp_path, RATE_LIMIT_LOGIN_IP="3/minute", TRUSTED_PROXIES=""
+    ) as server:
+        yield server.base_url
 
 
 @pytest.mark.usefixtures("app")  # the shared app's teardown empties the tables afterwards
