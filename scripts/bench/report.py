@@ -1,0 +1,658 @@
+"""The results of `make bench`: the console table, docs/benchmarks.md and var/bench/results.json.
+
+docs/benchmarks.md keeps whatever is written outside the generated block (the analysis), and
+replaces what lies between the BEGIN/END markers on every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BUSY_OTHERS = 25.0  # % of a core used by other jobs on the machine during a run: a noisy figure
+BEGIN = "<!-- BEGIN make bench output: regenerated on every run, edit outside this block -->"
+END = "<!-- END make bench output -->"
+
+# The issue's reference: the official full-stack FastAPI template on this kind of machine.
+REFERENCE = {
+    "list32": (210, 420.0, "sync routes, offset + count(*), no index on owner"),
+    "list64": (0, None, "stalls: 40 threadpool threads wait on a 15-connection pool, then 500s"),
+    "me": (600, 160.0, ""),
+    "create": (300, 310.0, ""),
+    "login": (12, 450.0, "Argon2 in the threadpool; both cores busy"),
+    "burst_list": (98, 820.0, "-53 %, p99 2x: logins starve reads"),
+    "bare": (33_000, 2.0, "bare Starlette JSON endpoint, same server flags: the ceiling"),
+}
+
+
+@dataclass
+class Result:
+    key: str
+    label: str
+    connections: int
+    workers: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    error_detail: str
+    requests: int
+    server_cpu: float
+    pg_cpu: float
+    wrk_cpu: float
+    other_cpu: float
+    rss_worker_mb: float
+    rss_tree_mb: float
+
+
+@dataclass
+class Round:
+    workers: int
+    results: list[Result]
+    server: dict[str, str]
+
+    def get(self, key: str) -> Result | None:
+        return next((r for r in self.results if r.key == key), None)
+
+
+@dataclass
+class Profile:
+    label: str
+    samples: int
+    expected: int  # rate x seconds: samples / expected is the share of time the GIL was held
+    load_rps: float
+    self_top: list[tuple[str, float]]
+    inclusive_top: list[tuple[str, float]]
+    by_package: list[tuple[str, float]]
+    raw_path: str
+
+
+@dataclass
+class Document:
+    machine: dict[str, str]
+    cfg: dict[str, Any]
+    seed: Any
+    rounds: list[Round]
+    probe: Any
+    profiles: list[Profile]
+    elapsed: float
+
+
+# --- Machine ------------------------------------------------------------------------------
+
+
+def describe_machine(postgres_version: str) -> dict[str, str]:
+    meminfo = Path("/proc/meminfo").read_text()
+    total_kb = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)  # noqa: S607
+    versions = ", ".join(
+        f"{name} {_version(name)}"
+        for name in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic", "sqlalchemy", "psycopg", "bcrypt")
+    )  # fmt: skip
+    return {
+        "CPU": f"{os.cpu_count()} x {model.group(1).strip() if model else '?'}",
+        "nproc": str(os.cpu_count()),
+        "RAM": f"{total_kb / 2**20:.1f} GiB",
+        "kernel": platform.release(),
+        "PostgreSQL": postgres_version.split(" on ")[0],
+        "Python": sys.version.split()[0],
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0].split(" Copyright")[0]
+        if (wrk.stdout or wrk.stderr)
+        else "?",
+        "packages": versions,
+    }
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def server_runtime(worker_pids: list[int]) -> dict[str, str]:
+    """What the running workers actually loaded: uvloop and httptools are C extensions, so
+    their shared objects show in /proc/<pid>/maps once in use."""
+    if not worker_pids:
+        return {}
+    try:
+        maps = Path(f"/proc/{worker_pids[0]}/maps").read_text()
+    except OSError:
+        return {}
+    return {
+        "event loop": "uvloop" if "uvloop/loop" in maps else "asyncio",
+        "HTTP parser": "httptools" if "httptools/parser" in maps else "h11",
+        "workers seen": str(len(worker_pids)),
+    }
+
+
+# --- py-spy -------------------------------------------------------------------------------
+
+_LINE_NO = re.compile(r":\d+\)$")
+
+
+def _function(frame: str) -> str:
+    frame = _LINE_NO.sub(")", frame.strip())
+    # Shorten ".../site-packages/sqlalchemy/orm/loading.py" to "sqlalchemy/orm/loading.py".
+    return re.sub(r"\((?:.*/site-packages/|.*/src/|.*/lib/python3\.\d+/)", "(", frame)
+
+
+def _package(frame: str) -> str:
+    match = re.search(r"\(([^/)]+)", _function(frame))
+    name = match.group(1) if match else "?"
+    return name.removesuffix(".py")
+
+
+# Frames every sample passes through (interpreter start-up, the event loop, ASGI middleware
+# plumbing): left out of the inclusive table, which would otherwise list only them.
+_PLUMBING = re.compile(
+    r"<frozen runpy>|taskhub/__main__\.py|uvicorn/(main|server|_compat)\.py"
+    r"|asyncio/(runners|base_events|events)\.py|threading\.py|\.__call__ \(|\.app \("
+    r"|run_asgi \(|wrapped_app \(|_run_module_as_main|_run_code"
+)
+
+
+def summarise_profile(
+    raw: Path, *, label: str, load_rps: float, expected: int, top: int = 15
+) -> Profile:
+    """py-spy's raw (collapsed) format: `frame;frame;...;leaf count` per line, root first."""
+    self_time: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if f.strip()]
+        if not frames:
+            continue
+        total += count
+        self_time[_function(frames[-1])] += count
+        packages[_package(frames[-1])] += count
+        for name in {_function(f) for f in frames}:
+            inclusive[name] += count
+
+    def share(counter: Counter[str], n: int) -> list[tuple[str, float]]:
+        return [(name, 100.0 * c / total) for name, c in counter.most_common(n)] if total else []
+
+    for name in [n for n in inclusive if _PLUMBING.search(n)]:
+        del inclusive[name]
+    return Profile(
+        label=label,
+        samples=total,
+        expected=expected,
+        load_rps=load_rps,
+        self_top=share(self_time, top),
+        inclusive_top=share(inclusive, top + 10),
+        by_package=share(packages, top),
+        raw_path=str(raw),
+    )
+
+
+# --- Tables -------------------------------------------------------------------------------
+
+COLUMNS = (
+    "scenario",
+    "conns",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "server CPU",
+    "PG CPU",
+    "wrk CPU",
+    "others CPU",
+    "peak RSS MB/worker (tree)",
+)
+
+
+def _ratio(value: float, base: float | None) -> str:
+    if not base:
+        return ""
+    ratio = value / base
+    return f" ({ratio:.2g}x)" if ratio < 10 else f" ({ratio:,.0f}x)"
+
+
+def _rows(round_: Round) -> list[list[str]]:
+    health = round_.get("health")
+    rows = []
+    for r in round_.results:
+        h = health if health is not None and r is not health else None
+        errors = f"{r.errors:,}" + (f" ({r.error_detail})" if r.error_detail else "")
+        rows.append(
+            [
+                r.label,
+                str(r.connections),
+                f"{r.rps:,.0f}" + _ratio(r.rps, h.rps if h else None),
+                f"{r.p50_ms:.1f}" + _ratio(r.p50_ms, h.p50_ms if h else None),
+                f"{r.p99_ms:.1f}" + _ratio(r.p99_ms, h.p99_ms if h else None),
+                errors,
+                f"{r.server_cpu:.0f} %" + _ratio(r.server_cpu, h.server_cpu if h else None),
+                f"{r.pg_cpu:.0f} %",
+                f"{r.wrk_cpu:.0f} %",
+                f"{r.other_cpu:.0f} %" + (" (!)" if r.other_cpu > BUSY_OTHERS else ""),
+                f"{r.rss_worker_mb:.0f}"
+                + (f" ({r.rss_tree_mb:.0f})" if round_.workers > 1 else "")
+                + _ratio(r.rss_worker_mb, h.rss_worker_mb if h else None),
+            ]
+        )
+    return rows
+
+
+def _markdown_table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def console_table(doc: Document) -> str:
+    parts = []
+    for round_ in doc.rounds:
+        rows = _rows(round_)
+        widths = [max(len(COLUMNS[i]), *(len(row[i]) for row in rows)) for i in range(len(COLUMNS))]
+        fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+        parts.append(
+            f"WEB_CONCURRENCY={round_.workers}  ({doc.cfg['duration']} s per scenario after a {doc.cfg['warmup']} s warm-up; (x) = ratio to /health)"
+        )
+        parts.append(fmt.format(*COLUMNS))
+        parts += [fmt.format(*row) for row in rows]
+        parts.append("")
+    targets = evaluate_targets(doc)
+    parts.append("Targets (issue 6, 1 worker):")
+    parts += [f"  [{'met' if t[2] else 'MISSED'}] {t[0]}: {t[1]}" for t in targets]
+    return "\n".join(parts)
+
+
+# --- Targets ------------------------------------------------------------------------------
+
+
+def _pct(value: float, goal: float) -> str:
+    return f"{100.0 * (value - goal) / goal:+.0f} % vs the goal"
+
+
+def machine_scale(round_: Round) -> float | None:
+    """This machine's bare-Starlette req/s over the reference machine's: how much slower it is."""
+    bare = round_.get("bare")
+    return bare.rps / REFERENCE["bare"][0] if bare and bare.rps else None
+
+
+def _scaled(rps: float, goal: float, scale: float | None) -> str:
+    if scale is None:
+        return ""
+    local = goal * scale
+    verdict = "met" if rps >= local else f"missed by {100 * (local - rps) / local:.0f} %"
+    return f"; scaled to this machine (bare Starlette {scale:.2f}x the reference's) the goal is {local:,.0f} req/s: {verdict}"
+
+
+def evaluate_targets(doc: Document) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for each target of the issue that `make bench` measures."""
+    one = next((r for r in doc.rounds if r.workers == 1), None)
+    if one is None:
+        return []
+    out: list[tuple[str, str, bool]] = []
+    g = one.get
+    list32, list256, me, create = g("list32"), g("list256"), g("me"), g("create")
+    scale = machine_scale(one)
+    if list32:
+        goal = 5 * REFERENCE["list32"][0]
+        out.append(
+            (
+                f"list first page, 32 conns: ≥ {goal:,} req/s (5x reference)",
+                f"{list32.rps:,.0f} req/s, {_pct(list32.rps, goal)} ({list32.rps / REFERENCE['list32'][0]:.1f}x reference)"
+                + _scaled(list32.rps, goal, scale),
+                list32.rps >= goal,
+            )
+        )
+        out.append(
+            (
+                "list first page, 32 conns: p99 ≤ 100 ms",
+                f"p99 {list32.p99_ms:.0f} ms",
+                list32.p99_ms <= 100,
+            )
+        )
+    if list32 and list256:
+        ok = list256.errors == 0 and list256.rps >= 0.8 * list32.rps
+        out.append(
+            (
+                "list first page, 256 conns: no errors, req/s within 20 % of 32 conns",
+                f"{list256.rps:,.0f} req/s ({100 * list256.rps / list32.rps:.0f} % of 32 conns), errors {list256.errors}"
+                + (f" ({list256.error_detail})" if list256.error_detail else "")
+                + f", p99 {list256.p99_ms:,.0f} ms",
+                ok,
+            )
+        )
+    for res, key, name in ((me, "me", "get current user"), (create, "create", "create")):
+        if res:
+            goal = 5 * REFERENCE[key][0]
+            out.append(
+                (
+                    f"{name}, 32 conns: ≥ {goal:,} req/s (5x reference)",
+                    f"{res.rps:,.0f} req/s, {_pct(res.rps, goal)} ({res.rps / REFERENCE[key][0]:.1f}x reference)"
+                    + _scaled(res.rps, goal, scale),
+                    res.rps >= goal,
+                )
+            )
+    burst = g("burst_list")
+    if burst and list32:
+        keep = burst.rps / list32.rps if list32.rps else 0
+        p99x = burst.p99_ms / list32.p99_ms if list32.p99_ms else 0
+        out.append(
+            (
+                "reads during a login burst keep ≥ 70 % throughput",
+                f"{100 * keep:.0f} % ({burst.rps:,.0f} vs {list32.rps:,.0f} req/s)",
+                keep >= 0.7,
+            )
+        )
+        out.append(
+            (
+                "reads during a login burst: p99 ≤ 2x reads alone",
+                f"{p99x:.2f}x ({burst.p99_ms:.0f} vs {list32.p99_ms:.0f} ms)",
+                p99x <= 2,
+            )
+        )
+    for page in ("p1", "p100"):
+        big, small = g(f"scale_large_{page}"), g(f"scale_small_{page}")
+        if big and small and small.p50_ms and small.p99_ms:
+            r50, r99 = big.p50_ms / small.p50_ms, big.p99_ms / small.p99_ms
+            label = "first page" if page == "p1" else "page 100 by cursor"
+            out.append(
+                (
+                    f"scale, {label}: 100k-task user within 1.3x the 1k-task user's latency",
+                    f"p50 {big.p50_ms:.1f} vs {small.p50_ms:.1f} ms ({r50:.2f}x), p99 {big.p99_ms:.1f} vs {small.p99_ms:.1f} ms ({r99:.2f}x)",
+                    r50 <= 1.3 and r99 <= 1.3,
+                )
+            )
+    if doc.probe is not None:
+        reads = [c for c in doc.probe.costs if c.method == "GET"]
+        worst = max((c.statements for c in reads), default=0)
+        trips = max((c.round_trips for c in reads), default=0)
+        out.append(
+            (
+                "authenticated read: ≤ 2 database round trips (session+user check, the query)",
+                f"{worst} statements; {trips} round trips on the wire"
+                + (
+                    " (the driver adds BEGIN and COMMIT)" if trips > worst else " (no BEGIN/COMMIT)"
+                ),
+                worst <= 2,
+            )
+        )
+        seq = [p.name for p in doc.probe.plans if any("Seq Scan" in f for f in p.flags)]
+        sort = [
+            p.name for p in doc.probe.plans if any("Sort" in f and "100,000" in f for f in p.flags)
+        ]
+        out.append(
+            (
+                "hot paths: no sequential scan (EXPLAIN)",
+                "Seq Scan in: " + "; ".join(seq) if seq else "none",
+                not seq,
+            )
+        )
+        if sort:
+            out.append(
+                (
+                    "hot paths: pages read through an index in keyset order",
+                    "full sort of the owner's rows in: " + "; ".join(sort),
+                    False,
+                )
+            )
+    peak = max((r.rss_worker_mb for rnd in doc.rounds for r in rnd.results), default=0.0)
+    out.append(("peak RSS per worker under load < 200 MB", f"{peak:.0f} MB", peak < 200))
+    return out
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+
+def render(doc: Document) -> str:
+    m = doc.machine
+    lines = [
+        BEGIN,
+        "",
+        f"## Latest run ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {doc.elapsed / 60:.1f} min)",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in m.items()],
+        f"| data | {doc.seed.task_count:,} tasks (bench user 10,000; scale users 1,000 and 100,000), seeded in SQL in {doc.seed.seconds:.0f} s |",
+        f"| method | wrk 1 thread, {doc.cfg['warmup']} s warm-up then {doc.cfg['duration']} s measured per scenario, --timeout {doc.cfg['wrk_timeout']}; list pages of 50 (scale: pages of 10, 4 connections) |",
+        "",
+        "Every figure in parentheses is its ratio to `/health` measured in the same round (absolute "
+        "numbers on a shared machine drift by ±15 %). Server CPU is the server process tree's "
+        "user+sys time over the run's wall time (100 % = one core; this machine has "
+        f"{m.get('nproc', '?')}); PG CPU is that of every PostgreSQL process, wrk CPU the load "
+        "generator's (on the same cores). "
+        "Errors are wrk's non-2xx/3xx responses plus socket errors and timeouts. "
+        "Others CPU is what the rest of the machine used meanwhile (other jobs on a shared host); "
+        f"(!) marks a run during which they took more than {BUSY_OTHERS:.0f} % of a core, whose "
+        "figures are therefore pessimistic.",
+        "",
+    ]
+    for round_ in doc.rounds:
+        runtime = ", ".join(f"{k}: {v}" for k, v in round_.server.items())
+        lines += [
+            f"### WEB_CONCURRENCY={round_.workers}",
+            "",
+            f"Server: {runtime}." if runtime else "",
+            "",
+            _markdown_table(COLUMNS, _rows(round_)),
+            "",
+        ]
+    lines += ["### Against the reference (official full-stack FastAPI template, 1 worker)", ""]
+    one = next((r for r in doc.rounds if r.workers == 1), None)
+    ref_rows = []
+    for key, (rps, p99, note) in REFERENCE.items():
+        res = one.get(key) if one else None
+        if res is None:
+            continue
+        times = f"{res.rps / rps:.1f}x" if rps else "∞ (reference stalls)"
+        scale = machine_scale(one) if one else None
+        scaled = f"{res.rps / (rps * scale):.1f}x" if rps and scale else "—"
+        ref_rows.append(
+            [
+                res.label,
+                str(res.connections),
+                f"{rps:,}",
+                f"{p99:.0f}" if p99 else "—",
+                f"{res.rps:,.0f}",
+                f"{res.p99_ms:.0f}",
+                times,
+                scaled,
+                note,
+            ]
+        )
+    lines += [
+        _markdown_table(
+            [
+                "scenario",
+                "conns",
+                "reference req/s",
+                "reference p99 ms",
+                "TaskHub req/s",
+                "TaskHub p99 ms",
+                "TaskHub / reference",
+                "TaskHub / (reference scaled to this machine)",
+                "reference note",
+            ],
+            ref_rows,
+        ),
+        "",
+    ]
+    lines += ["### Targets (issue 6; 1 worker)", ""]
+    lines += [
+        _markdown_table(
+            ["target", "measured", "verdict"],
+            [
+                [t, measured, "met" if ok else "**missed**"]
+                for t, measured, ok in evaluate_targets(doc)
+            ],
+        ),
+        "",
+    ]
+    lines += ["The test-suite target (< 60 s per backend) is not measured by `make bench`.", ""]
+    lines += _probe_section(doc.probe)
+    if not doc.profiles:
+        lines += [
+            "### Profile",
+            "",
+            "Not taken in this run (BENCH_PROFILE=0, or py-spy unavailable).",
+            "",
+        ]
+    for profile in doc.profiles:
+        lines += _profile_section(profile)
+    lines += [END]
+    return "\n".join(lines) + "\n"
+
+
+def _probe_section(probe: Any) -> list[str]:
+    if probe is None:
+        return []
+    lines = [
+        "### Database round trips per request",
+        "",
+        "Counted in-process (same settings, same code) through a loopback proxy in front of "
+        "PostgreSQL that counts each client message the driver then waits on (a simple Query, or "
+        "the Sync closing a Parse/Bind/Execute batch), after 10 identical requests, i.e. once "
+        'psycopg has prepared the statements. "Statements" is what SQLAlchemy executed.',
+        "",
+        _markdown_table(
+            ["request", "status", "statements", "round trips", "what crossed the wire"],
+            [
+                [
+                    c.name,
+                    str(c.status),
+                    str(c.statements),
+                    str(c.round_trips) + ("" if c.stable else " (varied)"),
+                    "<br>".join(_short(t) for t in c.trips),
+                ]
+                for c in probe.costs
+            ],
+        ),
+        "",
+        "### Query plans (EXPLAIN (ANALYZE, BUFFERS), warm cache)",
+        "",
+        'The statements the app sent, captured with their parameters. "Custom" is the plan for '
+        'these values; "generic" is the parameter-independent plan PostgreSQL may switch to once '
+        "psycopg prepares the statement (its 6th execution on a connection), forced here with "
+        "`plan_cache_mode = force_generic_plan`.",
+        "",
+    ]
+    for plan in probe.plans:
+        flags = "; ".join(plan.flags) if plan.flags else "no Seq Scan, no explicit Sort"
+        custom_ms = _exec_ms(plan.custom)
+        generic_ms = _exec_ms(plan.generic)
+        lines += [
+            f"#### {plan.name}",
+            "",
+            f"Execution: custom {custom_ms}, generic {generic_ms}. Flags: {'**' + flags + '**' if plan.flags else flags}.",
+            "",
+            "<details><summary>SQL and plans</summary>",
+            "",
+            "```sql",
+            plan.statement.strip(),
+            "```",
+            "",
+            "Custom plan:",
+            "",
+            "```",
+            plan.custom,
+            "```",
+            "",
+            "Generic plan:",
+            "",
+            "```",
+            plan.generic,
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
+    return lines
+
+
+def _exec_ms(plan: str) -> str:
+    match = re.search(r"Execution Time: ([\d.]+) ms", plan)
+    return f"{float(match.group(1)):.2f} ms" if match else "?"
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = text.replace("|", "\\|")
+    return "`" + (text if len(text) <= limit else text[: limit - 1] + "…") + "`"
+
+
+def _profile_section(profile: Profile) -> list[str]:
+    busy = 100.0 * profile.samples / profile.expected if profile.expected else 0.0
+    return [
+        f"### Profile: py-spy under {profile.label} (1 worker, 32 connections)",
+        "",
+        f"`py-spy record --gil --rate 100 --nonblocking` on the worker: {profile.samples:,} samples "
+        f"holding the GIL out of {profile.expected:,} ticks, i.e. the worker's Python thread was "
+        f"busy {busy:.0f} % of the time, while the load ran at {profile.load_rps:,.0f} req/s. "
+        f"Raw stacks: var/bench/{Path(profile.raw_path).name}.",
+        "",
+        "By package of the innermost frame (self time):",
+        "",
+        _markdown_table(
+            ["package", "% of samples"], [[n, f"{p:.1f}"] for n, p in profile.by_package]
+        ),
+        "",
+        "Innermost function (self time):",
+        "",
+        _markdown_table(
+            ["function", "% self"], [[_code(n), f"{p:.1f}"] for n, p in profile.self_top]
+        ),
+        "",
+        "On the stack (inclusive time, event-loop and middleware plumbing left out):",
+        "",
+        _markdown_table(
+            ["function", "% inclusive"],
+            [[_code(n), f"{p:.1f}"] for n, p in profile.inclusive_top],
+        ),
+        "",
+    ]
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
+
+
+def write(path: Path, doc: Document) -> None:
+    block = render(doc)
+    existing = path.read_text() if path.exists() else ""
+    if BEGIN in existing and END in existing:
+        head, _, rest = existing.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        text = head + block.rstrip("\n") + tail
+    else:
+        text = (
+            "# Benchmarks\n\n`make bench` (scripts/bench/) measures TaskHub under load; see the "
+            "module docstring of scripts/bench/run.py for the method and overrides.\n\n"
+            + block
+            + "\n## Analysis\n\n(Written by hand: which targets are met, the profile's top costs, "
+            "what changed them.)\n"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def to_json(doc: Document) -> str:
+    def default(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
+        return str(value)
+
+    return json.dumps(dataclasses.asdict(doc), default=default, indent=2)
