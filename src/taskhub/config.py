@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65_535)
     WEB_CONCURRENCY: int = Field(default=1, ge=1, le=64)
-    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)
     DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
     METRICS_ENABLED: bool = True
     # 0: /metrics on the main app. Otherwise a separate listener on HOST:METRICS_PORT only.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from functools import lru_cache
 from typing import Annotated, Any
 
 import orjson
@@ -70,7 +71,12 @@ def _search_term(q: str | None) -> str | None:
 
 
 async def cursor_codec(settings: SettingsDep) -> CursorCodec:
-    return CursorCodec(settings.JWT_SECRET.get_secret_value())
+    return _cursor_codec(settings.JWT_SECRET.get_secret_value())
+
+
+@lru_cache(maxsize=4)
+def _cursor_codec(secret: str) -> CursorCodec:
+    return CursorCodec(secret)
 
 
 @router.post(
