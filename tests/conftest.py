@@ -52,8 +52,8 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A migrated, empty database for the whole run."""
+def database_url(worker_id: str) -> Iterator[str]:
+    """A migrated, empty database for the whole run (one per pytest-xdist worker)."""
     url = _postgres_url()
     if url is None:
         with tempfile.TemporaryDirectory(prefix="taskhub-test-") as folder:
@@ -61,9 +61,39 @@ def database_url() -> Iterator[str]:
             upgrade(sqlite_url)
             yield sqlite_url
         return
-    _reset_postgres_schema(url)
-    upgrade(url)
-    yield url
+    if worker_id == "master":  # not distributed: the database TEST_DATABASE_URL names
+        _reset_postgres_schema(url)
+        upgrade(url)
+        yield url
+        return
+    worker_url = _create_sibling_database(url, suffix=worker_id)
+    upgrade(worker_url)
+    yield worker_url
+    _drop_database(worker_url)
+
+
+def _server_admin_url(url: str) -> sa.URL:
+    return sa.make_url(async_database_url(url)).set(database="postgres")
+
+
+def _create_sibling_database(url: str, *, suffix: str) -> str:
+    """`<name>_<suffix>` on the same server, created afresh (the worker's own database)."""
+    parsed = sa.make_url(url)
+    name = f"{parsed.database}_{suffix}"
+    admin = sa.create_engine(_server_admin_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(url: str) -> None:
+    name = sa.make_url(url).database
+    admin = sa.create_engine(_server_admin_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _reset_postgres_schema(url: str) -> None:

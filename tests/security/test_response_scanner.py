@@ -34,6 +34,8 @@ PLANTED_TRACEBACK = (
         (PLANTED_TRACEBACK, "stack trace"),
         ('  File "/usr/lib/python3.11/asyncio/runners.py", line 118', "stack frame"),
     ],
+    # Fixed ids: the planted hash is made at import, and pytest-xdist workers must agree.
+    ids=["bcrypt-in-json", "bcrypt-2a", "bcrypt-2y", "argon2", "traceback", "stack-frame"],
 )
 def test_scanner_finds_a_planted_leak(text: str, leak: str) -> None:
     assert leak in find_leaks(text)
