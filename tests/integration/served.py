@@ -91,12 +91,14 @@ def start_server(database_url: str, tmp_path: Path, **env_overrides: str) -> Ite
     # Only the settings given here: none leak in from the environment pytest runs in.
     env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
     env.update(
-        ENVIRONMENT="test",
-        DATABASE_URL=database_url,
-        JWT_SECRET=secrets.token_urlsafe(48),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        **env_overrides,
+        {
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": database_url,
+            "JWT_SECRET": secrets.token_urlsafe(48),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            **env_overrides,  # may replace any default above, e.g. a JWT_SECRET shared by two
+        }
     )
     log = tmp_path / f"server-{port}.log"
     with log.open("wb") as sink:
