@@ -22,7 +22,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from tests.helpers import API, DEFAULT_PASSWORD
 from tests.integration.served import Server, start_server
@@ -38,19 +37,6 @@ LIMITS_KEY_PREFIX = "taskhub-limits"
 LOAD_REQUESTS = 40
 KILL_AFTER = 10  # completed creations before instance A is killed
 TIMEOUT = 10.0
-
-
-def clear_rate_limits() -> None:
-    """Delete the rate-limit keys in DB 12; fails the test (never skips it) without Redis."""
-    client = redis.Redis.from_url(LIMITS_REDIS_URL, socket_connect_timeout=2)
-    try:
-        keys = list(client.scan_iter(match=f"{LIMITS_KEY_PREFIX}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is not reachable at {LIMITS_REDIS_URL}: {exc}")
-    finally:
-        client.close()
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -80,7 +66,7 @@ def test_two_api_instances_share_all_state(
     broker_key_prefix: str,  # noqa: F811
 ) -> None:
     clear_redis(broker_key_prefix)
-    clear_rate_limits()
+    clear_redis(LIMITS_KEY_PREFIX, LIMITS_REDIS_URL)
     # Started first: the worker takes the longest to come up, and runs while the servers start.
     celery_processes.start_worker("worker")
     celery_processes.start_beat()

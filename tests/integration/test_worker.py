@@ -45,15 +45,15 @@ KILL_TEST_TASKS = 3000
 KILL_TEST_BATCH_SIZE = 20
 
 
-def clear_redis(key_prefix: str) -> None:
+def clear_redis(key_prefix: str, url: str = REDIS_URL) -> None:
     """Delete the keys under this prefix; fails the test (never skips it) without Redis."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         keys = list(client.scan_iter(match=f"{key_prefix}*", count=1000))
         if keys:
             client.delete(*keys)
     except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL} (the worker tests need it): {exc}")
+        pytest.fail(f"Redis is not reachable at {url} (these tests need it): {exc}")
     finally:
         client.close()
 
