@@ -24,8 +24,11 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (as on CI machines),
+# every process (test servers, workers) would otherwise compile every module again at start-up.
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(VENV)/bin/python -m compileall -q src
 	@touch $@
 
 install: $(VENV)/.synced
