@@ -60,11 +60,6 @@ class Conflict(TaskHubError):
     detail = "Conflict"
 
 
-class UnsupportedMediaType(TaskHubError):
-    status = 415
-    detail = "Unsupported content type"
-
-
 class ValidationFailed(TaskHubError):
     """A 422 raised by a service rule, shaped like Pydantic's errors."""
 

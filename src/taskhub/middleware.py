@@ -8,14 +8,13 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
-import orjson
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskhub.errors import PROBLEM_JSON, problem_response, problem_title
+from taskhub.errors import problem_response
 
 logger = logging.getLogger("taskhub.request")
 
@@ -181,22 +180,10 @@ def _header(scope: Scope, wanted: bytes) -> str:
 
 
 async def _send_problem(send: Send, status: int, detail: str | None, **extra: Any) -> None:
-    body: dict[str, Any] = {"type": "about:blank", "title": problem_title(status), "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update(extra)
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    """The same problem document the app's handlers render, sent from outside the app."""
+    response = problem_response(status, detail, **extra)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 class ProblemCORSMiddleware(CORSMiddleware):

@@ -41,12 +41,3 @@ class InputModel(BaseModel):
 
 class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem document, as every error is rendered."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
