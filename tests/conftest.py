@@ -22,6 +22,11 @@ from taskhub.migrate import upgrade
 from taskhub.ratelimit import RateLimiter
 from tests.helpers import ApiUser, make_user
 
+# The servers and workers the tests start run this checkout's src/ too, not whichever copy the
+# shared environment has installed (pytest's `pythonpath` covers this process).
+SRC = Path(__file__).resolve().parents[1] / "src"
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+
 # What no response may ever carry: a password hash (bcrypt or argon2) or a Python stack trace.
 LEAK_PATTERNS = {
     "bcrypt hash": re.compile(r"\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}"),
