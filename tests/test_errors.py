@@ -52,7 +52,10 @@ async def boom_app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def unavailable_app(database_url: str) -> AsyncIterator[FastAPI]:
-    application = create_app(make_settings(database_url, DATABASE_URL=UNREACHABLE_DATABASE))
+    # The pool waits DB_POOL_TIMEOUT for a connection before it gives up with a 503.
+    application = create_app(
+        make_settings(database_url, DATABASE_URL=UNREACHABLE_DATABASE, DB_POOL_TIMEOUT=0.5)
+    )
     yield application
     await application.state.database.dispose()
 

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import DateTime, MetaData, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -18,10 +20,19 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from taskhub.config import Settings
+from taskhub.statements import (
+    PsycopgStatements,
+    SQLAlchemyStatements,
+    StatementRunner,
+    open_lazily,
+)
+
+# Connections older than this are replaced (RDS failovers, proxies that drop long-lived ones).
+CONNECTION_MAX_LIFETIME_SECONDS = 1800
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -70,47 +81,110 @@ def new_id() -> uuid.UUID:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolStats:
+    in_use: int
+    idle: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     # Autocommit sessions for requests that only read: no BEGIN and COMMIT round trips.
     read_sessions: async_sessionmaker[AsyncSession]
+    # Single statements on the hot paths (auth check, task reads, plain create), without the ORM.
+    statements: StatementRunner
+    # PostgreSQL: the one pool under both the ORM engine and `statements`.
+    pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+
+    def pool_stats(self) -> PoolStats | None:
+        if self.pool is not None:
+            stats = self.pool.get_stats()
+            size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+            return PoolStats(in_use=size - idle, idle=idle, size=self.pool.max_size)
+        pool = self.engine.pool
+        if isinstance(pool, QueuePool):  # NullPool and friends keep nothing to count
+            return PoolStats(in_use=pool.checkedout(), idle=pool.checkedin(), size=pool.size())
+        return None
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.pool is not None:
+            await self.pool.close()
 
 
 def create_database(settings: Settings, *, pooled: bool = True) -> Database:
     """`pooled=False` for short-lived event loops (Celery jobs): no connection outlives its use."""
-    engine = _create_engine(settings) if pooled else _create_unpooled_engine(settings)
+    pool = _create_pool(settings) if pooled and not settings.is_sqlite else None
+    if pool is not None:
+        engine = _create_engine_on(pool)
+        statements: StatementRunner = PsycopgStatements(pool, engine.dialect)
+    else:
+        engine = _create_sqlite_engine(settings) if pooled else _create_unpooled_engine(settings)
+        statements = SQLAlchemyStatements(engine)
     sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
     read_sessions = async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"),
         expire_on_commit=False,
         autoflush=False,
     )
-    return Database(engine=engine, sessions=sessions, read_sessions=read_sessions)
+    return Database(
+        engine=engine,
+        sessions=sessions,
+        read_sessions=read_sessions,
+        statements=statements,
+        pool=pool,
+    )
 
 
-def _create_engine(settings: Settings) -> AsyncEngine:
+def _create_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """psycopg's pool: waiters are served first come, first served, and wait at most
+    DB_POOL_TIMEOUT (then 503). While the database is unreachable the pool keeps reconnecting
+    in the background, so a short outage costs requests a wait instead of an error.
+
+    """
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    return AsyncConnectionPool(
+        url.render_as_string(hide_password=False),
+        kwargs={"connect_timeout": 5, "options": "-c timezone=UTC"},
+        min_size=1,
+        max_size=settings.DB_POOL_SIZE,
+        timeout=settings.DB_POOL_TIMEOUT,
+        max_lifetime=CONNECTION_MAX_LIFETIME_SECONDS,
+        reset=_leave_autocommit,
+        close_returns=True,
+        open=False,
+        name="taskhub",
+    )
+
+
+async def _leave_autocommit(connection: AsyncConnection[Any]) -> None:
+    # Hot-path statements run in autocommit; the ORM's sessions expect real transactions.
+    if connection.autocommit:
+        await connection.set_autocommit(False)
+
+
+def _create_engine_on(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> AsyncEngine:
+    """SQLAlchemy on psycopg's pool: NullPool "closes" a connection by handing it back to it."""
+
+    async def borrow() -> AsyncConnection[Any]:
+        await open_lazily(pool)
+        return await pool.getconn()
+
     # hide_parameters: a database error's text (logged with its traceback) never carries the
     # statement's values, such as a password hash.
-    url = settings.database_url
-    if settings.is_sqlite:
-        ensure_sqlite_folder(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
     return create_async_engine(
-        url,
-        pool_size=settings.DB_POOL_SIZE,
-        max_overflow=0,
-        pool_timeout=settings.DB_POOL_TIMEOUT,
-        pool_pre_ping=False,
-        pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
-        hide_parameters=True,
+        "postgresql+psycopg://", poolclass=NullPool, async_creator=borrow, hide_parameters=True
     )
+
+
+def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
+    url = settings.database_url
+    ensure_sqlite_folder(url)
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _create_unpooled_engine(settings: Settings) -> AsyncEngine:

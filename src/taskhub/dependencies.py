@@ -12,6 +12,7 @@ from taskhub.config import Settings
 from taskhub.db import Database
 from taskhub.ratelimit import RateLimiter
 from taskhub.security.client_ip import client_ip
+from taskhub.statements import StatementRunner
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -48,6 +49,11 @@ async def get_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
+async def get_statements(request: Request) -> StatementRunner:
+    database: Database = request.app.state.database
+    return database.statements
+
+
 async def get_client_ip(request: Request) -> str:
     """The socket peer, or the X-Forwarded-For hop our TRUSTED_PROXIES saw."""
     return client_ip(request, request.app.state.trusted_proxies)
@@ -59,3 +65,5 @@ DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 ClientIP = Annotated[str, Depends(get_client_ip)]
+# Hot-path statements without an ORM session (taskhub.statements).
+Statements = Annotated[StatementRunner, Depends(get_statements)]

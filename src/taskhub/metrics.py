@@ -29,8 +29,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskhub.config import Settings
@@ -50,29 +48,29 @@ AUTH_FAILURE_KEY = "auth_failure"
 
 
 class DatabasePoolCollector(Collector):
-    """Connection-pool use, read from the engine's pool at scrape time."""
+    """Connection-pool use, read from the database's pool at scrape time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def collect(self) -> Iterable[Metric]:
-        pool = self.engine.pool  # read each time: dispose() replaces the pool
-        if not isinstance(pool, QueuePool):  # NullPool and friends keep nothing to count
+        stats = self.database.pool_stats()
+        if stats is None:  # an unpooled engine keeps nothing to count
             return
         yield GaugeMetricFamily(
             "taskhub_db_pool_checked_out_connections",
             "Database connections currently in use by requests or jobs",
-            value=pool.checkedout(),
+            value=stats.in_use,
         )
         yield GaugeMetricFamily(
             "taskhub_db_pool_idle_connections",
             "Database connections open and waiting in the pool",
-            value=pool.checkedin(),
+            value=stats.idle,
         )
         yield GaugeMetricFamily(
             "taskhub_db_pool_size",
-            "Connections the pool keeps (DB_POOL_SIZE); requests wait when all are in use",
-            value=pool.size(),
+            "Connections the pool may hold (DB_POOL_SIZE); requests wait when all are in use",
+            value=stats.size,
         )
 
 
@@ -102,7 +100,7 @@ class Metrics:
             ("reason",),
             registry=self.registry,
         )
-        self.registry.register(DatabasePoolCollector(database.engine))
+        self.registry.register(DatabasePoolCollector(database))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,12 +13,11 @@ from fastapi.security import OAuth2PasswordBearer
 
 from taskhub.auth import repository as auth_repository
 from taskhub.auth.service import token_codec
-from taskhub.db import utcnow
-from taskhub.dependencies import DbSession, RateLimiterDep, SettingsDep
+from taskhub.db import Database, utcnow
+from taskhub.dependencies import RateLimiterDep, SettingsDep
 from taskhub.errors import Unauthorized
 from taskhub.metrics import note_auth_failure
 from taskhub.security.tokens import InvalidToken
-from taskhub.users.models import User
 
 # Declares the scheme in OpenAPI so Swagger UI's "Authorize" works; the header is parsed below.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
@@ -29,7 +29,9 @@ INVALID_TOKEN = "The access token is invalid or has expired"  # noqa: S105 - a m
 class Principal:
     """Who is calling, and through which session (login)."""
 
-    user: User
+    user_id: uuid.UUID
+    username: str
+    created_at: datetime
     session_id: uuid.UUID
 
 
@@ -55,12 +57,15 @@ def bearer_token(request: Request) -> str | None:
 
 async def current_principal(
     request: Request,
-    db: DbSession,
     settings: SettingsDep,
     limiter: RateLimiterDep,
     _: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
-    """Signature, expiry, issuer, audience and type, then user and session liveness in one query."""
+    """Signature, expiry, issuer, audience and type, then user and session liveness in one query.
+
+    The query is a hot-path statement (taskhub.statements), not an ORM session: it runs on
+    every authenticated request.
+    """
     token = bearer_token(request)
     if token is None:
         note_auth_failure(request, "missing")
@@ -70,18 +75,21 @@ async def current_principal(
     except InvalidToken as exc:
         note_auth_failure(request, exc.reason)
         raise Unauthorized(INVALID_TOKEN, invalid_token=True) from None
-    live = await auth_repository.active_session_user(
-        db, session_id=claims.session_id, username=claims.subject, now=utcnow()
+    database: Database = request.app.state.database
+    live = await auth_repository.live_session_user(
+        database.statements, session_id=claims.session_id, username=claims.subject, now=utcnow()
     )
     if live is None:
         note_auth_failure(request, "session_inactive")
         raise Unauthorized(INVALID_TOKEN, invalid_token=True)
-    user, _session = live
-    request.state.user_id = user.id
-    limit = await limiter.hit_api(user_id=str(user.id))
+    user_id, username, created_at = live
+    request.state.user_id = user_id
+    limit = await limiter.hit_api(user_id=str(user_id))
     if limit is not None:
         request.state.rate_limit_headers = limit.headers()
-    return Principal(user=user, session_id=claims.session_id)
+    return Principal(
+        user_id=user_id, username=username, created_at=created_at, session_id=claims.session_id
+    )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

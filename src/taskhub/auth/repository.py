@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskhub.auth.models import RefreshToken, UserSession
+from taskhub.statements import Row, StatementRunner
 from taskhub.users.models import User
 
 
@@ -75,6 +76,29 @@ async def active_session_user(
     )
     row = result.one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+# Every authenticated request runs this: built once, and only the columns the caller needs.
+_LIVE_SESSION_USER = (
+    select(User.id, User.username, User.created_at)
+    .join(UserSession, UserSession.user_id == User.id)
+    .where(
+        UserSession.id == bindparam("session_id"),
+        UserSession.revoked_at.is_(None),
+        UserSession.expires_at > bindparam("now"),
+        User.username == bindparam("username"),
+    )
+)
+
+
+async def live_session_user(
+    statements: StatementRunner, *, session_id: uuid.UUID, username: str, now: datetime
+) -> Row | None:
+    """(id, username, created_at) of the user behind a live session, or None: one query."""
+    rows = await statements.rows(
+        _LIVE_SESSION_USER, {"session_id": session_id, "username": username, "now": now}
+    )
+    return rows[0] if rows else None
 
 
 async def touch_session(db: AsyncSession, *, session_id: uuid.UUID, now: datetime) -> None:

@@ -137,7 +137,7 @@ async def logout(principal: CurrentPrincipal, db: DbSession) -> Response:
 @router.get("/users/me/sessions", response_model=SessionList, responses=error_responses(401))
 async def list_sessions(principal: CurrentPrincipal, db: DbSession) -> Any:
     """The caller's active sessions, newest first."""
-    sessions = await auth_service.list_sessions(db, user_id=principal.user.id)
+    sessions = await auth_service.list_sessions(db, user_id=principal.user_id)
     items = [
         SessionRead(
             id=s.id,
@@ -161,5 +161,5 @@ async def revoke_session(
     session_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
 ) -> Response:
     """End one of the caller's sessions; another user's is 404."""
-    await auth_service.revoke_session(db, user_id=principal.user.id, session_id=session_id)
+    await auth_service.revoke_session(db, user_id=principal.user_id, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

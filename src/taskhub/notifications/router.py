@@ -35,7 +35,7 @@ async def list_notifications(
     """The caller's notifications, newest first; `unread=true` for unread ones only."""
     return await notification_service.list_notifications(
         db,
-        user_id=principal.user.id,
+        user_id=principal.user_id,
         unread_only=unread,
         limit=limit,
         cursor=cursor,
@@ -53,5 +53,5 @@ async def mark_notification_read(
 ) -> Any:
     """Mark one of the caller's notifications read (idempotent); another user's is 404."""
     return await notification_service.mark_read(
-        db, user_id=principal.user.id, notification_id=notification_id
+        db, user_id=principal.user_id, notification_id=notification_id
     )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, literal, select, tuple_
+from sqlalchemy import ColumnElement, Executable, bindparam, delete, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from taskhub.db import insert_unless_duplicate
+from taskhub.statements import Row, StatementRunner
 from taskhub.tasks.models import IdempotencyRecord, Task
 
 
@@ -64,15 +66,66 @@ async def delete_owned(db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.U
     return result.scalar_one_or_none() is not None
 
 
+# What a client sees of a task, in TaskRead's order: the hot paths read these as plain rows.
+READ_COLUMNS = (
+    Task.id,
+    Task.title,
+    Task.description,
+    Task.status,
+    Task.priority,
+    Task.due_at,
+    Task.completed_at,
+    Task.created_at,
+    Task.updated_at,
+)
+READ_NAMES = tuple(column.key for column in READ_COLUMNS)
+_WRITTEN_ON_CREATE = (*READ_COLUMNS, Task.owner_id, Task.search_text)
+
+_OWNED_ROW = select(*READ_COLUMNS).where(
+    Task.owner_id == bindparam("owner_id"), Task.id == bindparam("task_id")
+)
+_INSERT_ROW = (
+    insert(Task)
+    .values({column.key: bindparam(column.key) for column in _WRITTEN_ON_CREATE})
+    .returning(*READ_COLUMNS)
+)
+
+
+async def find_owned_row(
+    statements: StatementRunner, *, owner_id: uuid.UUID, task_id: uuid.UUID
+) -> Row | None:
+    rows = await statements.rows(_OWNED_ROW, {"owner_id": owner_id, "task_id": task_id})
+    return rows[0] if rows else None
+
+
+async def insert_row(statements: StatementRunner, *, values: dict[str, Any]) -> Row:
+    """Insert one task (every written column given) and return it as READ_COLUMNS."""
+    return (await statements.rows(_INSERT_ROW, values))[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _PageShape:
+    """What decides a page query's SQL; the values themselves are parameters."""
+
+    order: SortOrder
+    undated: bool  # the second segment of a due_at listing: tasks without a due date
+    after: bool
+    statuses: int
+    priorities: int
+    due_after: bool
+    due_before: bool
+    search: bool
+
+
 async def list_owned(
-    db: AsyncSession,
+    statements: StatementRunner,
     *,
     owner_id: uuid.UUID,
     filters: TaskFilters,
     order: SortOrder,
     after: Position | None,
     limit: int,
-) -> list[Task]:
+) -> list[Row]:
     """One page in keyset order; ties broken by id in the sort's direction, missing due dates last.
 
     Every query is a walk of an `(owner_id, <sort column>, id)` index in one direction, so a
@@ -80,24 +133,73 @@ async def list_owned(
     segment (`due_at IS NULL`, by id) read only when the first one runs out: a single
     `NULLS LAST` ordering would not match the index when descending, and PostgreSQL would sort.
     """
-    column: InstrumentedAttribute[Any] = getattr(Task, order.column)
-    base = select(Task).where(_owned(owner_id), *_filter_clauses(filters))
-    rows: list[Task] = []
+    params = _page_params(owner_id, filters)
+    rows: list[Row] = []
     if after is None or after.key is not None:
-        keyed = base.where(column.is_not(None)) if order.nullable else base
+        keyed = {**params, "limit": limit}
         if after is not None:
-            keyed = keyed.where(_beyond(order, tuple_(column, Task.id), _position(column, after)))
-        rows = await _page(db, keyed.order_by(*_directed(order, column, Task.id)), limit)
+            keyed.update(after_key=after.key, after_id=after.task_id)
+        rows = await statements.rows(_page_statement(_shape(order, filters, after, False)), keyed)
     if order.nullable and len(rows) < limit:
-        undated = base.where(column.is_(None))
+        undated = {**params, "limit": limit - len(rows)}
         if after is not None and after.key is None:
-            undated = undated.where(_beyond(order, Task.id, _typed_id(after.task_id)))
-        rows += await _page(db, undated.order_by(*_directed(order, Task.id)), limit - len(rows))
+            undated["after_id"] = after.task_id
+        shape = _shape(order, filters, after if after and after.key is None else None, True)
+        rows += await statements.rows(_page_statement(shape), undated)
     return rows
 
 
-async def _page(db: AsyncSession, query: Select[Task], limit: int) -> list[Task]:
-    return list((await db.execute(query.limit(limit))).scalars())
+def _shape(
+    order: SortOrder, filters: TaskFilters, after: Position | None, undated: bool
+) -> _PageShape:
+    return _PageShape(
+        order=order,
+        undated=undated,
+        after=after is not None,
+        statuses=len(filters.statuses),
+        priorities=len(filters.priorities),
+        due_after=filters.due_after is not None,
+        due_before=filters.due_before is not None,
+        search=bool(filters.search),
+    )
+
+
+def _page_params(owner_id: uuid.UUID, filters: TaskFilters) -> dict[str, Any]:
+    params: dict[str, Any] = {"owner_id": owner_id}
+    params.update({f"status_{i}": value for i, value in enumerate(filters.statuses)})
+    params.update({f"priority_{i}": value for i, value in enumerate(filters.priorities)})
+    if filters.due_after is not None:
+        params["due_after"] = filters.due_after
+    if filters.due_before is not None:
+        params["due_before"] = filters.due_before
+    if filters.search:
+        params["search"] = f"%{_escape_like(filters.search)}%"
+    return params
+
+
+@lru_cache(maxsize=512)
+def _page_statement(shape: _PageShape) -> Executable:
+    """Built once per shape, so the statement runner compiles it once too."""
+    order = shape.order
+    column: InstrumentedAttribute[Any] = getattr(Task, order.column)
+    query = select(*READ_COLUMNS).where(
+        Task.owner_id == bindparam("owner_id"), *_filter_clauses(shape)
+    )
+    if shape.undated:
+        query = query.where(column.is_(None))
+        if shape.after:
+            query = query.where(_beyond(order, Task.id, bindparam("after_id", type_=Task.id.type)))
+        sort_by = _directed(order, Task.id)
+    else:
+        if order.nullable:
+            query = query.where(column.is_not(None))
+        if shape.after:
+            position = tuple_(
+                bindparam("after_key", type_=column.type), bindparam("after_id", type_=Task.id.type)
+            )
+            query = query.where(_beyond(order, tuple_(column, Task.id), position))
+        sort_by = _directed(order, column, Task.id)
+    return query.order_by(*sort_by).limit(bindparam("limit"))
 
 
 def _directed(order: SortOrder, *columns: Any) -> list[Any]:
@@ -108,27 +210,19 @@ def _beyond(order: SortOrder, left: Any, right: Any) -> ColumnElement[bool]:
     return left < right if order.descending else left > right  # type: ignore[no-any-return]
 
 
-def _position(column: InstrumentedAttribute[Any], after: Position) -> Any:
-    # Typed literals, so the key goes through the same conversion as the stored column.
-    return tuple_(literal(after.key, type_=column.type), _typed_id(after.task_id))
-
-
-def _typed_id(task_id: uuid.UUID) -> Any:
-    return literal(task_id, type_=Task.id.type)
-
-
-def _filter_clauses(filters: TaskFilters) -> list[ColumnElement[bool]]:
+def _filter_clauses(shape: _PageShape) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
-    if filters.statuses:
-        clauses.append(Task.status.in_(filters.statuses))
-    if filters.priorities:
-        clauses.append(Task.priority.in_(filters.priorities))
-    if filters.due_after is not None:
-        clauses.append(Task.due_at >= filters.due_after)
-    if filters.due_before is not None:
-        clauses.append(Task.due_at < filters.due_before)
-    if filters.search:
-        clauses.append(Task.search_text.like(f"%{_escape_like(filters.search)}%", escape="\\"))
+    if shape.statuses:
+        clauses.append(Task.status.in_([bindparam(f"status_{i}") for i in range(shape.statuses)]))
+    if shape.priorities:
+        ranks: list[Any] = [bindparam(f"priority_{i}") for i in range(shape.priorities)]
+        clauses.append(Task.priority.in_(ranks))
+    if shape.due_after:
+        clauses.append(Task.due_at >= bindparam("due_after"))
+    if shape.due_before:
+        clauses.append(Task.due_at < bindparam("due_before"))
+    if shape.search:
+        clauses.append(Task.search_text.like(bindparam("search"), escape="\\"))
     return clauses
 
 

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 
 from taskhub.auth.dependencies import CurrentPrincipal, current_principal
-from taskhub.dependencies import DbSession, SettingsDep
+from taskhub.dependencies import DbSession, SettingsDep, Statements
 from taskhub.errors import ValidationFailed
 from taskhub.openapi import error_responses
+from taskhub.responses import json_response
 from taskhub.schemas import NoNulStr
 from taskhub.tasks import service as task_service
 from taskhub.tasks.cursor import CursorCodec
@@ -89,16 +89,17 @@ async def create_task(
     body: TaskCreate,
     principal: CurrentPrincipal,
     db: DbSession,
+    statements: Statements,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Create a task owned by the caller. With `Idempotency-Key`, a retry replays the first 201."""
     if idempotency_key is None:
-        task = await task_service.create_task(db, owner_id=principal.user.id, data=body)
-        return _created_response(TaskRead.model_validate(task).model_dump(mode="json"), task.id)
+        row = await task_service.create_task(statements, owner_id=principal.user_id, data=body)
+        return _created_response(task_service.task_body(row), row[0])
     created = await task_service.create_task_once(
         db,
-        owner_id=principal.user.id,
+        owner_id=principal.user_id,
         key=idempotency_key,
         request_hash=_body_hash(await request.json()),
         data=body,
@@ -111,14 +112,14 @@ def _body_hash(parsed_body: Any) -> str:
     return hashlib.sha256(orjson.dumps(parsed_body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _created_response(body: dict[str, Any], task_id: uuid.UUID) -> JSONResponse:
-    return JSONResponse(body, status_code=201, headers={"Location": f"/api/v1/tasks/{task_id}"})
+def _created_response(body: dict[str, Any], task_id: uuid.UUID) -> Response:
+    return json_response(body, status_code=201, headers={"Location": f"/api/v1/tasks/{task_id}"})
 
 
 @router.get("", response_model=TaskPage, responses=error_responses(401, 422))
 async def list_tasks(
     principal: CurrentPrincipal,
-    db: DbSession,
+    statements: Statements,
     filters: Annotated[TaskFilters, Depends(task_filters)],
     cursors: Annotated[CursorCodec, Depends(cursor_codec)],
     sort: SortKey = "-created_at",
@@ -126,21 +127,26 @@ async def list_tasks(
     cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
 ) -> Any:
     """The caller's tasks, filtered and sorted, one keyset page at a time."""
-    return await task_service.list_tasks(
-        db,
-        owner_id=principal.user.id,
+    page = await task_service.list_tasks(
+        statements,
+        owner_id=principal.user_id,
         filters=filters,
         sort=sort,
         limit=limit,
         cursor=cursor,
         cursors=cursors,
     )
+    items = [task_service.task_body(row) for row in page.items]
+    return json_response({"items": items, "next_cursor": page.next_cursor})
 
 
 @router.get("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 422))
-async def get_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Any:
+async def get_task(
+    task_id: uuid.UUID, principal: CurrentPrincipal, statements: Statements
+) -> Response:
     """One of the caller's tasks; anyone else's is 404."""
-    return await task_service.get_task(db, owner_id=principal.user.id, task_id=task_id)
+    row = await task_service.get_task(statements, owner_id=principal.user_id, task_id=task_id)
+    return json_response(task_service.task_body(row))
 
 
 @router.patch("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 415, 422))
@@ -149,7 +155,7 @@ async def update_task(
 ) -> Any:
     """Change some fields of one of the caller's tasks."""
     return await task_service.update_task(
-        db, owner_id=principal.user.id, task_id=task_id, changes=body
+        db, owner_id=principal.user_id, task_id=task_id, changes=body
     )
 
 
@@ -158,5 +164,5 @@ async def update_task(
 )
 async def delete_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
     """Delete one of the caller's tasks."""
-    await task_service.delete_task(db, owner_id=principal.user.id, task_id=task_id)
+    await task_service.delete_task(db, owner_id=principal.user_id, task_id=task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

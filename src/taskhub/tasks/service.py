@@ -10,23 +10,41 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskhub.db import utcnow
+from taskhub.db import new_id, utcnow
 from taskhub.errors import Conflict, NotFound, ValidationFailed
+from taskhub.statements import Row, StatementRunner
 from taskhub.tasks import repository as task_repository
 from taskhub.tasks.cursor import CursorCodec, listing_scope
-from taskhub.tasks.models import SEARCH_SEPARATOR, IdempotencyRecord, Task, TaskStatus
+from taskhub.tasks.models import (
+    SEARCH_SEPARATOR,
+    IdempotencyRecord,
+    Task,
+    TaskPriority,
+    TaskStatus,
+)
 from taskhub.tasks.repository import Position, SortOrder, TaskFilters
 from taskhub.tasks.schemas import TaskCreate, TaskRead, TaskUpdate, priority_rank
 
 TASK_NOT_FOUND = "Task not found"
+_COLUMN_INDEX = {name: index for index, name in enumerate(task_repository.READ_NAMES)}
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 KEY_REUSED = "was already used with a different request body"
 
 
 @dataclass(frozen=True, slots=True)
 class TaskPageResult:
-    items: list[Task]
+    items: list[Row]  # READ_COLUMNS
     next_cursor: str | None
+
+
+_PRIORITY_NAMES = {rank.value: rank.name.lower() for rank in TaskPriority}
+
+
+def task_body(row: Row) -> dict[str, Any]:
+    """TaskRead's JSON shape from a row of READ_COLUMNS, without a model in between."""
+    body = dict(zip(task_repository.READ_NAMES, row, strict=True))
+    body["priority"] = _PRIORITY_NAMES[body["priority"]]
+    return body
 
 
 def search_text(title: str, description: str | None) -> str:
@@ -37,24 +55,37 @@ def parse_sort(sort: str) -> SortOrder:
     return SortOrder(column=sort.lstrip("-"), descending=sort.startswith("-"))
 
 
-async def create_task(db: AsyncSession, *, owner_id: uuid.UUID, data: TaskCreate) -> Task:
+def _new_task(owner_id: uuid.UUID, data: TaskCreate) -> dict[str, Any]:
+    """Every column of a new task."""
     now = utcnow()
-    task = Task(
-        owner_id=owner_id,
-        title=data.title,
-        description=data.description,
-        status=data.status.value,
-        priority=priority_rank(data.priority),
-        due_at=data.due_at,
-        completed_at=now if data.status is TaskStatus.DONE else None,
-        created_at=now,
-        updated_at=now,
-        search_text=search_text(data.title, data.description),
-    )
-    return await task_repository.add(db, task=task)
+    return {
+        "id": new_id(),
+        "owner_id": owner_id,
+        "title": data.title,
+        "description": data.description,
+        "status": data.status.value,
+        "priority": priority_rank(data.priority),
+        "due_at": data.due_at,
+        "completed_at": now if data.status is TaskStatus.DONE else None,
+        "created_at": now,
+        "updated_at": now,
+        "search_text": search_text(data.title, data.description),
+    }
 
 
-async def get_task(db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+async def create_task(statements: StatementRunner, *, owner_id: uuid.UUID, data: TaskCreate) -> Row:
+    """One INSERT ... RETURNING in autocommit: the create is atomic without a transaction."""
+    return await task_repository.insert_row(statements, values=_new_task(owner_id, data))
+
+
+async def get_task(statements: StatementRunner, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> Row:
+    row = await task_repository.find_owned_row(statements, owner_id=owner_id, task_id=task_id)
+    if row is None:
+        raise NotFound(TASK_NOT_FOUND)
+    return row
+
+
+async def _owned_task(db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     task = await task_repository.get_owned(db, owner_id=owner_id, task_id=task_id)
     if task is None:
         raise NotFound(TASK_NOT_FOUND)
@@ -65,7 +96,7 @@ async def update_task(
     db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.UUID, changes: TaskUpdate
 ) -> Task:
     """Apply the fields the client sent; `completed_at` follows the status in and out of `done`."""
-    task = await get_task(db, owner_id=owner_id, task_id=task_id)
+    task = await _owned_task(db, owner_id=owner_id, task_id=task_id)
     values: dict[str, Any] = changes.model_dump(exclude_unset=True)
     if not values:
         return task
@@ -96,7 +127,7 @@ async def delete_task(db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.UU
 
 
 async def list_tasks(
-    db: AsyncSession,
+    statements: StatementRunner,
     *,
     owner_id: uuid.UUID,
     filters: TaskFilters,
@@ -110,13 +141,13 @@ async def list_tasks(
     scope = listing_scope(owner_id=owner_id, order=order, filters=filters)
     after = cursors.decode(cursor, scope=scope, order=order) if cursor is not None else None
     rows = await task_repository.list_owned(
-        db, owner_id=owner_id, filters=filters, order=order, after=after, limit=limit + 1
+        statements, owner_id=owner_id, filters=filters, order=order, after=after, limit=limit + 1
     )
     items = rows[:limit]
     if len(rows) <= limit:
         return TaskPageResult(items=items, next_cursor=None)
     last = items[-1]
-    position = Position(key=getattr(last, order.column), task_id=last.id)
+    position = Position(key=last[_COLUMN_INDEX[order.column]], task_id=last[0])
     return TaskPageResult(items=items, next_cursor=cursors.encode(position, scope=scope))
 
 
@@ -130,6 +161,10 @@ class CreatedTask:
 
 def _created(task: Task) -> CreatedTask:
     return CreatedTask(body=TaskRead.model_validate(task).model_dump(mode="json"), task_id=task.id)
+
+
+async def _add_task(db: AsyncSession, *, owner_id: uuid.UUID, data: TaskCreate) -> Task:
+    return await task_repository.add(db, task=Task(**_new_task(owner_id, data)))
 
 
 async def create_task_once(
@@ -151,7 +186,7 @@ async def create_task_once(
             expires_at=now + IDEMPOTENCY_WINDOW,
         )
         if await task_repository.claim_idempotency_key(db, record=claim, now=now):
-            created = _created(await create_task(db, owner_id=owner_id, data=data))
+            created = _created(await _add_task(db, owner_id=owner_id, data=data))
             claim.response_body = orjson.dumps(created.body).decode()
             claim.resource_id = created.task_id
             await db.flush()

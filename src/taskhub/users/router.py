@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Response, status
 
 from taskhub.auth.dependencies import CurrentPrincipal, current_principal
 from taskhub.dependencies import ClientIP, DbSession, RateLimiterDep, SettingsDep
 from taskhub.openapi import error_responses
+from taskhub.responses import json_response
 from taskhub.users import service as user_service
 from taskhub.users.schemas import PasswordChange, UserRead
 
@@ -16,9 +15,15 @@ router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(curren
 
 
 @router.get("/me", response_model=UserRead, responses=error_responses(401))
-async def read_current_user(principal: CurrentPrincipal) -> Any:
+async def read_current_user(principal: CurrentPrincipal) -> Response:
     """The caller's account."""
-    return principal.user
+    return json_response(
+        {
+            "id": principal.user_id,
+            "username": principal.username,
+            "created_at": principal.created_at,
+        }
+    )
 
 
 @router.post(
@@ -40,7 +45,7 @@ async def change_password(
         settings=settings,
         limiter=limiter,
         client_ip=client_ip,
-        user=principal.user,
+        username=principal.username,
         current_session_id=principal.session_id,
         current_password=body.current_password,
         new_password=body.new_password,
@@ -51,5 +56,5 @@ async def change_password(
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
 async def delete_current_user(principal: CurrentPrincipal, db: DbSession) -> Response:
     """Delete the account with its tasks and sessions; its tokens stop working."""
-    await user_service.delete_account(db, user_id=principal.user.id)
+    await user_service.delete_account(db, user_id=principal.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

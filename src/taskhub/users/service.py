@@ -14,7 +14,6 @@ from taskhub.errors import Unauthorized
 from taskhub.ratelimit import RateLimiter
 from taskhub.security import passwords
 from taskhub.users import repository as user_repository
-from taskhub.users.models import User
 
 WRONG_CURRENT_PASSWORD = "The current password is incorrect"  # noqa: S105 - a message
 
@@ -25,7 +24,7 @@ async def change_password(
     settings: Settings,
     limiter: RateLimiter,
     client_ip: str,
-    user: User,
+    username: str,
     current_session_id: uuid.UUID,
     current_password: str,
     new_password: str,
@@ -35,7 +34,10 @@ async def change_password(
     A wrong current password counts as a failed login, so a stolen access token cannot be used
     to guess the password faster than the login form allows.
     """
-    await limiter.begin_login_attempt(username=user.username, ip=client_ip)
+    await limiter.begin_login_attempt(username=username, ip=client_ip)
+    user = await user_repository.get_by_username(db, username=username)
+    if user is None:  # deleted by a concurrent request since the token was checked
+        raise Unauthorized()
     if not await passwords.verify_password(current_password, user.password_hash):
         await limiter.login_failed(ip=client_ip)
         raise Unauthorized(WRONG_CURRENT_PASSWORD)
