@@ -13,10 +13,11 @@ from fastapi.security import OAuth2PasswordBearer
 
 from taskhub.auth import repository as auth_repository
 from taskhub.auth.service import token_codec
-from taskhub.db import Database, utcnow
-from taskhub.dependencies import RateLimiterDep, SettingsDep
+from taskhub.config import Settings
+from taskhub.db import utcnow
 from taskhub.errors import Unauthorized
 from taskhub.metrics import note_auth_failure
+from taskhub.ratelimit import RateLimiter
 from taskhub.security.tokens import InvalidToken
 
 # Declares the scheme in OpenAPI so Swagger UI's "Authorize" works; the header is parsed below.
@@ -56,16 +57,16 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def current_principal(
-    request: Request,
-    settings: SettingsDep,
-    limiter: RateLimiterDep,
-    _: Annotated[str | None, Depends(oauth2_scheme)],
+    request: Request, _: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     """Signature, expiry, issuer, audience and type, then user and session liveness in one query.
 
-    The query is a hot-path statement (taskhub.statements), not an ORM session: it runs on
-    every authenticated request.
+    It runs on every authenticated request, so it reads the app's state itself rather than
+    through more dependencies, and its query is a hot-path statement (taskhub.statements).
     """
+    state = request.app.state
+    settings: Settings = state.settings
+    limiter: RateLimiter = state.rate_limiter
     token = bearer_token(request)
     if token is None:
         note_auth_failure(request, "missing")
@@ -75,9 +76,11 @@ async def current_principal(
     except InvalidToken as exc:
         note_auth_failure(request, exc.reason)
         raise Unauthorized(INVALID_TOKEN, invalid_token=True) from None
-    database: Database = request.app.state.database
     live = await auth_repository.live_session_user(
-        database.statements, session_id=claims.session_id, username=claims.subject, now=utcnow()
+        state.database.statements,
+        session_id=claims.session_id,
+        username=claims.subject,
+        now=utcnow(),
     )
     if live is None:
         note_auth_failure(request, "session_inactive")
