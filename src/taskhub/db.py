@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +109,17 @@ class Database:
         if isinstance(pool, QueuePool):  # NullPool and friends keep nothing to count
             return PoolStats(in_use=pool.checkedout(), idle=pool.checkedin(), size=pool.size())
         return None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session that commits once when the block succeeds and rolls back otherwise."""
+        async with self.sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -28,13 +28,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         async with database.read_sessions() as session:
             yield session
         return
-    async with database.sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with database.transaction() as session:
+        yield session
 
 
 # The small dependencies below are `async def` on purpose: FastAPI runs a plain `def` dependency

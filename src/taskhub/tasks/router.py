@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from taskhub.auth.dependencies import CurrentPrincipal, current_principal
+from taskhub.db import Database
 from taskhub.dependencies import DbSession, SettingsDep, Statements
 from taskhub.errors import ValidationFailed
 from taskhub.openapi import error_responses
@@ -88,7 +89,6 @@ def _cursor_codec(secret: str) -> CursorCodec:
 async def create_task(
     body: TaskCreate,
     principal: CurrentPrincipal,
-    db: DbSession,
     statements: Statements,
     request: Request,
     idempotency_key: IdempotencyKey = None,
@@ -97,13 +97,16 @@ async def create_task(
     if idempotency_key is None:
         row = await task_service.create_task(statements, owner_id=principal.user_id, data=body)
         return _created_response(task_service.task_body(row), row[0])
-    created = await task_service.create_task_once(
-        db,
-        owner_id=principal.user_id,
-        key=idempotency_key,
-        request_hash=_body_hash(await request.json()),
-        data=body,
-    )
+    database: Database = request.app.state.database
+    # Only a keyed create needs a transaction; it commits before the 201 is sent.
+    async with database.transaction() as db:
+        created = await task_service.create_task_once(
+            db,
+            owner_id=principal.user_id,
+            key=idempotency_key,
+            request_hash=_body_hash(await request.json()),
+            data=body,
+        )
     return _created_response(created.body, created.task_id)
 
 
