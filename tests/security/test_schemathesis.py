@@ -159,6 +159,9 @@ def _fuzz(operation: Any, accounts: Accounts) -> int:
     )
     @hypothesis.given(case=cases)
     def run(case: schemathesis.Case[Any]) -> None:
+        # Hypothesis also draws strings from this suite's own source, the leak patterns among
+        # them; stored and echoed back (a task title), they would read as a leak.
+        hypothesis.assume(not find_leaks(repr((case.body, case.query, case.path_parameters))))
         sent.append(None)
         case.call_and_validate(headers=accounts.headers_for(case), checks=CHECKS)
 
