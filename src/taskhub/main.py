@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from taskhub import health
 from taskhub.auth import router as auth_router
@@ -27,6 +30,13 @@ from taskhub.users import router as user_router
 from taskhub.worker.in_process import reminder_scheduling
 
 API_PREFIX = "/api/v1"
+API_ROUTERS = (
+    auth_router.public_router,
+    auth_router.router,
+    user_router.router,
+    task_router.router,
+    notification_router.router,
+)
 logger = logging.getLogger(__name__)
 
 
@@ -69,17 +79,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
 
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(auth_router.public_router)
-    api.include_router(auth_router.router)
-    api.include_router(user_router.router)
-    api.include_router(task_router.router)
-    api.include_router(notification_router.router)
-    app.include_router(api)
-    app.include_router(health.router)
+    for router in API_ROUTERS:
+        add_routes_of(app, router, prefix=API_PREFIX)
+    add_routes_of(app, health.router)
     if settings.DOCS_ENABLED:
         install_docs(app)
     return app
+
+
+def add_routes_of(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
+    """Add each of the router's path operations to the app itself, under the prefix, as
+    `include_router` would serve it (the router's own lifespan is not carried over).
+
+    Since FastAPI 0.137 an included router is one opaque route that every request walks, route
+    by route with bookkeeping for each, to match and then again to dispatch; a route of the app's
+    own is tried once, by its regex.
+    """
+    for route in router.routes:
+        if not isinstance(route, APIRoute):  # a nested router or a mount would be lost
+            raise TypeError(f"{route!r} of {router!r}: only path operations can be added flat")
+        app.router.add_api_route(prefix + route.path, route.endpoint, **_route_options(route))
+
+
+# What `add_api_route` takes that the route does not hold under the same name.
+_NOT_ROUTE_OPTIONS = frozenset({"self", "path", "endpoint", "route_class_override"})
+
+
+def _route_options(route: APIRoute) -> dict[str, Any]:
+    """Every option the route was declared with, read back by name: an option a FastAPI upgrade
+    adds is carried over too, or fails at start-up if the route keeps it under another name."""
+    accepted = inspect.signature(APIRouter.add_api_route).parameters
+    options = {name: getattr(route, name) for name in accepted if name not in _NOT_ROUTE_OPTIONS}
+    return {**options, "route_class_override": type(route)}
 
 
 def install_cors(app: FastAPI, settings: Settings) -> None:

@@ -1,0 +1,64 @@
+"""The routes the app adds flat serve exactly as the same routers would through `include_router`."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from taskhub import health
+from taskhub.main import API_PREFIX, API_ROUTERS, add_routes_of
+
+COMPARED_OPTIONS = sorted(
+    set(inspect.signature(APIRouter.add_api_route).parameters)
+    - {"self", "path", "endpoint", "route_class_override", "form_limits"}
+)
+
+
+def included_the_usual_way() -> FastAPI:
+    reference = FastAPI()
+    api = APIRouter(prefix=API_PREFIX)
+    for router in API_ROUTERS:
+        api.include_router(router)
+    reference.include_router(api)
+    reference.include_router(health.router)
+    return reference
+
+
+def added_flat() -> FastAPI:
+    application = FastAPI()
+    for router in API_ROUTERS:
+        add_routes_of(application, router, prefix=API_PREFIX)
+    add_routes_of(application, health.router)
+    return application
+
+
+def test_flat_routes_match_included_ones_option_for_option() -> None:
+    reference, application = included_the_usual_way(), added_flat()
+    expected = [
+        context
+        for context in iter_route_contexts(reference.routes)
+        if isinstance(context.original_route, APIRoute)
+    ]
+    actual = [route for route in application.routes if isinstance(route, APIRoute)]
+    assert [context.path_format for context in expected] == [route.path for route in actual]
+    for context, route in zip(expected, actual, strict=True):
+        assert type(route) is type(context.original_route)
+        assert route.endpoint is context.endpoint
+        assert route.unique_id == context.unique_id
+        assert route.dependency_overrides_provider is application
+        assert context.dependency_overrides_provider is reference
+        # An included route parses forms with its own limits: the inclusion keeps no copy.
+        assert route.form_limits == context.original_route.form_limits
+        for option in COMPARED_OPTIONS:
+            assert getattr(route, option) == getattr(context, option), (route.path, option)
+
+
+def test_a_nested_router_is_refused_rather_than_dropped() -> None:
+    outer, inner = APIRouter(), APIRouter()
+    inner.add_api_route("/inner", health.health)
+    outer.include_router(inner)
+    with pytest.raises(TypeError, match="only path operations"):
+        add_routes_of(FastAPI(), outer)
