@@ -392,6 +392,25 @@ class TestAccessLog:
         assert line["route"] == "unmatched"
         assert line["status"] == 404
 
+    async def test_the_last_resort_500_is_logged_and_counted(
+        self,
+        fresh_app: FastAPI,
+        http: httpx.AsyncClient,
+        access_lines: Callable[[], list[dict[str, Any]]],
+    ) -> None:
+        async def explode() -> None:
+            raise RuntimeError("boom")
+
+        fresh_app.add_api_route("/boom", explode, methods=["GET"])
+
+        response = await http.get("/boom", headers={"X-Request-ID": "req-boom"})
+
+        assert response.status_code == 500
+        line = access_lines()[-1]
+        assert (line["route"], line["status"], line["level"]) == ("/boom", 500, "info")
+        assert line["request_id"] == "req-boom"
+        assert requests_of(await scrape(http), "GET", "/boom", 500) == 1
+
     async def test_probe_lines_are_debug_others_info(
         self, http: httpx.AsyncClient, access_lines: Callable[[], list[dict[str, Any]]]
     ) -> None:

@@ -74,8 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.trusted_proxies = parse_trusted_proxies(settings.TRUSTED_PROXIES)
     install_cors(app, settings)
     # Outside CORS, so CORS preflights and every error get the standard headers too.
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
-    install_metrics(app, settings, database)  # outermost: sees every final status
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.MAX_BODY_BYTES,
+        record_outcome=install_metrics(app, settings, database),
+    )
     install_error_handlers(app)
     install_openapi(app)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,7 +28,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from taskhub.config import Settings
 from taskhub.db import Database
@@ -100,15 +99,22 @@ class Metrics:
             ("reason",),
             registry=self.registry,
         )
+        # The children of one label set, found once: `.labels()` costs more than the update.
+        self._by_labels: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.registry.register(DatabasePoolCollector(database))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method, route, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        children = self._by_labels.get((method, route, status))
+        if children is None:
+            labels = (method, route, str(status))
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._by_labels[method, route, status] = children
+        requests, latency = children
+        requests.inc()
+        latency.observe(seconds)
 
     def exposition(self, accept: str) -> tuple[bytes, str]:
         """The registry in the format the scraper asked for (Prometheus text by default)."""
@@ -116,18 +122,18 @@ class Metrics:
         return encoder(self.registry), content_type
 
 
-def install_metrics(app: FastAPI, settings: Settings, database: Database) -> None:
-    """Time and log every request; with METRICS_ENABLED, record metrics too, served at /metrics
-    on this app or, with METRICS_PORT, only on that port (see `serve_metrics`).
+def install_metrics(app: FastAPI, settings: Settings, database: Database) -> AccessLog:
+    """With METRICS_ENABLED, set up the metrics, served at /metrics on this app or, with
+    METRICS_PORT, only on that port (see `serve_metrics`).
 
-    Call after every other middleware is added: this one must be outermost to see the final
-    status of every request, the 413, 415 and last-resort 500 responses included.
+    Returns what records each request: the middleware that sees every final status (the 413,
+    415 and last-resort 500 responses included) must hand it each outcome.
     """
     metrics = Metrics(database) if settings.METRICS_ENABLED else None
     app.state.metrics = metrics
-    app.add_middleware(AccessMiddleware, metrics=metrics)
     if metrics is not None and not settings.METRICS_PORT:
         app.add_api_route(METRICS_PATH, scrape_metrics, methods=["GET"], include_in_schema=False)
+    return AccessLog(metrics)
 
 
 async def scrape_metrics(request: Request) -> Response:
@@ -160,37 +166,18 @@ def note_auth_failure(request: Request, reason: str) -> None:
     setattr(request.state, AUTH_FAILURE_KEY, reason)
 
 
-class AccessMiddleware:
-    """Measures each HTTP request and records it: metrics by route template and status, refused
+class AccessLog:
+    """Records each HTTP request's outcome: metrics by route template and status, refused
     authentication by reason, and one access log line (never headers, bodies or query strings).
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics | None) -> None:
         self.metrics = metrics
         self.templates = RouteTemplates()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        response: dict[str, Any] = {"status": 500, "headers": []}
-
-        async def send_and_note(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response["status"] = message["status"]
-                response["headers"] = message.get("headers", [])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            self._record(scope, response, time.perf_counter() - started)
-
-    def _record(self, scope: Scope, response: dict[str, Any], seconds: float) -> None:
-        status: int = response["status"]
-        headers: list[tuple[bytes, bytes]] = response["headers"]
+    def __call__(
+        self, scope: Scope, status: int, headers: list[tuple[bytes, bytes]], seconds: float
+    ) -> None:
         route = self.templates.of(scope)
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
         state: dict[str, Any] = scope.get("state") or {}
@@ -200,6 +187,10 @@ class AccessMiddleware:
                 challenge = _header(headers, b"www-authenticate") or ""
                 reason = auth_failure_reason(status, state, challenge)
                 self.metrics.auth_failures.labels(reason).inc()
+        quiet = route in QUIET_ROUTES and status < 500
+        level = logging.DEBUG if quiet else logging.INFO
+        if not access_logger.isEnabledFor(level):  # probes, mostly: skip building the line
+            return
         fields: dict[str, Any] = {
             "method": method,
             "route": route,
@@ -209,8 +200,7 @@ class AccessMiddleware:
         }
         if state.get("user_id") is not None:
             fields["user_id"] = str(state["user_id"])
-        quiet = route in QUIET_ROUTES and status < 500
-        access_logger.log(logging.DEBUG if quiet else logging.INFO, "request", extra=fields)
+        access_logger.log(level, "request", extra=fields)
 
 
 class RouteTemplates:
