@@ -1,6 +1,6 @@
 """Per-request database work, measured in-process: the app is built with the production settings
-but its DATABASE_URL goes through a counting proxy (wire.py), and SQLAlchemy's cursor events
-capture each statement with its parameters, which are then run under EXPLAIN (ANALYZE, BUFFERS)
+but its DATABASE_URL goes through a counting proxy (wire.py), and SQLAlchemy's cursor events and
+the hot-path statement runner (taskhub.statements) capture each statement with its parameters, which are then run under EXPLAIN (ANALYZE, BUFFERS)
 on a direct connection, both as planned for those values (custom plan) and as the generic plan
 PostgreSQL may switch to once psycopg has prepared the statement (after 5 executions).
 """
@@ -33,7 +33,7 @@ class RequestCost:
     method: str
     path: str
     status: int
-    statements: int  # what SQLAlchemy executed
+    statements: int  # what the app executed (ORM and hot-path statements)
     round_trips: int  # what crossed the wire, BEGIN and COMMIT included
     trips: list[str] = field(default_factory=list)
     stable: bool = True  # the same count in each of the last repeats
@@ -61,6 +61,19 @@ class _Capture:
     def __call__(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         self.statements.append((statement, parameters))
 
+    def wrap_runner(self, database: Any) -> None:
+        """Record what the hot-path runner sends, compiled as PostgreSQL receives it."""
+        runner = database.statements
+        run = runner.rows
+        dialect = database.engine.dialect
+
+        async def rows(statement: Any, params: Mapping[str, Any]) -> Any:
+            compiled = statement.compile(dialect=dialect)
+            self.statements.append((compiled.string, {**compiled.params, **params}))
+            return await run(statement, params)
+
+        runner.rows = rows
+
 
 async def run_probe(settings_env: Mapping[str, str], user_ids: Mapping[str, str]) -> ProbeResult:
     from taskhub.config import Settings
@@ -74,10 +87,14 @@ async def run_probe(settings_env: Mapping[str, str], user_ids: Mapping[str, str]
     )
     env = {key: value for key, value in settings_env.items() if key in Settings.model_fields}
     env["DATABASE_URL"] = proxied
+    # One connection: psycopg prepares per connection, and the pool hands idle connections out in
+    # turn, so with more the repeats would reach "prepared" on each at a different time.
+    env["DB_POOL_SIZE"] = "1"
     settings = Settings(_env_file=None, **env)  # type: ignore[arg-type]
     app = create_app(settings)
     capture = _Capture()
     event.listen(app.state.database.engine.sync_engine, "before_cursor_execute", capture)
+    capture.wrap_runner(app.state.database)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

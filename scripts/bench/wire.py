@@ -26,7 +26,6 @@ class WireCounter:
     # What each round trip carried: the SQL text, or the name of an already prepared statement.
     trips: list[str] = field(default_factory=list)
     port: int = 0
-    prepared: dict[str, str] = field(default_factory=dict)  # server-side name -> SQL
     _server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -76,6 +75,8 @@ class WireCounter:
                 if code not in (SSL_REQUEST, GSSENC_REQUEST):
                     break
             pending: str | None = None
+            # Server-side name -> SQL, per connection: each connection numbers its own statements.
+            prepared: dict[str, str] = {}
             while True:
                 head = await reader.readexactly(5)
                 kind = head[:1]
@@ -87,10 +88,10 @@ class WireCounter:
                     name_end = body.index(b"\0")
                     pending = _cstring(body, name_end + 1)
                     if name_end:
-                        self.prepared[body[:name_end].decode()] = pending
+                        prepared[body[:name_end].decode()] = pending
                 elif kind == b"B" and pending is None:
                     name = _cstring(body, body.index(b"\0") + 1)
-                    pending = f"[prepared {name}] {self.prepared.get(name, '?')}"
+                    pending = f"[prepared {name}] {prepared.get(name, '?')}"
                 elif kind == b"S":
                     self._record(pending or "(sync)")
                     pending = None
