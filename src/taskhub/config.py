@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     WEB_CONCURRENCY: int = Field(default=1, ge=1, le=64)
     DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)
     DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
+    MAX_CONCURRENT_REQUESTS: int = Field(default=40, ge=1, le=10_000)
+    REQUEST_QUEUE_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
     METRICS_ENABLED: bool = True
     # 0: /metrics on the main app. Otherwise a separate listener on HOST:METRICS_PORT only.
     METRICS_PORT: int = Field(default=0, ge=0, le=65_535)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from taskhub import health
+from taskhub.admission import AdmissionGate
 from taskhub.auth import router as auth_router
 from taskhub.config import Settings, load_settings
 from taskhub.db import create_database
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,
         record_outcome=install_metrics(app, settings, database),
+        admission=AdmissionGate(settings.MAX_CONCURRENT_REQUESTS, settings.REQUEST_QUEUE_TIMEOUT),
     )
     install_error_handlers(app)
     install_openapi(app)

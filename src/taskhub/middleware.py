@@ -17,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from taskhub.admission import AdmissionGate, Overloaded
 from taskhub.errors import problem_response
 
 logger = logging.getLogger("taskhub.request")
@@ -33,6 +34,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Says nothing about the cause: the log line with the same request id does.
 UNEXPECTED_ERROR = "An unexpected error occurred; quote the request id when reporting it"
 DEFAULT_MAX_BODY_BYTES = 65_536
+BUSY = "The server is busy; retry later"
+BUSY_HEADERS = {"Retry-After": "1"}
 
 # Told of every HTTP request once it is over: scope, final status, the headers sent with it
 # (none if no response started) and the seconds it took.
@@ -49,7 +52,8 @@ class BodyTooLarge(StarletteHTTPException):
 class RequestContextMiddleware:
     """Tags every response with an `X-Request-ID` and `nosniff`, refuses bodies over the limit
     with 413 and bodies we cannot parse with 415, and turns any unhandled exception into a bare
-    500 problem that names the request id. Then tells `record_outcome` what the client got.
+    500 problem that names the request id. API requests past the admission limit wait their
+    turn (503 after REQUEST_QUEUE_TIMEOUT). Then tells `record_outcome` what the client got.
 
     One layer does both, so the outcome is the final one (the 413, 415 and last-resort 500
     included) and a request pays for one wrapper of `send` instead of two.
@@ -60,10 +64,12 @@ class RequestContextMiddleware:
         app: ASGIApp,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         record_outcome: OutcomeRecorder | None = None,
+        admission: AdmissionGate | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.record_outcome = record_outcome
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,7 +101,18 @@ class RequestContextMiddleware:
             if _unsupported_body(scope):
                 await _send_problem(send_with_headers, 415, "Send the body as application/json")
                 return
-            await self.app(scope, _limited(receive, self.max_body_bytes), send_with_headers)
+            if self.admission is None or not scope["path"].startswith("/api/"):
+                await self.app(scope, _limited(receive, self.max_body_bytes), send_with_headers)
+                return
+            try:
+                await self.admission.enter()
+            except Overloaded:
+                await _send_problem(send_with_headers, 503, BUSY, headers=BUSY_HEADERS)
+                return
+            try:
+                await self.app(scope, _limited(receive, self.max_body_bytes), send_with_headers)
+            finally:
+                self.admission.leave()
         except BodyTooLarge as exc:
             # A declared length over the limit, or a streamed body read outside any route
             # (inside one, the app's handler renders it the same way).
