@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
+from taskhub.auth.dependencies import current_principal, oauth2_scheme
 from taskhub.auth.schemas import LoginJSON
 from taskhub.errors import PROBLEM_JSON
 
@@ -64,10 +68,35 @@ def install_openapi(app: FastAPI) -> None:
             schemas["Problem"] = PROBLEM_SCHEMA
             schemas["LoginJSON"] = LoginJSON.model_json_schema()
             _drop_default_validation_errors(schema)
+            _declare_bearer_auth(schema, app)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_bearer_auth(schema: dict[str, Any], app: FastAPI) -> None:
+    """The OAuth2 password scheme on every operation that depends on current_principal.
+
+    current_principal reads the Authorization header itself rather than through the scheme's
+    dependency, so FastAPI would not document it: this declares it from the same source of truth.
+    """
+    name = oauth2_scheme.scheme_name
+    components = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    components[name] = oauth2_scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    paths = schema.get("paths", {})
+    for route in app.routes:
+        if isinstance(route, APIRoute) and current_principal in _calls(route.dependant):
+            for method in route.methods or ():
+                operation = paths.get(route.path_format, {}).get(method.lower())
+                if operation is not None:
+                    operation["security"] = [{name: []}]
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
 
 
 def _drop_default_validation_errors(schema: dict[str, Any]) -> None:

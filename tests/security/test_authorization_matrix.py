@@ -297,6 +297,19 @@ def test_the_matrix_sees_the_real_routes(app: FastAPI) -> None:
     assert unknown_parameters(protected(app)) == []
 
 
+def test_every_protected_route_documents_bearer_auth_and_no_public_one_does(app: FastAPI) -> None:
+    paths = app.openapi()["paths"]
+    bearer = [{"OAuth2PasswordBearer": []}]
+    for endpoint in endpoints(app):
+        operation = paths.get(endpoint.path, {}).get(endpoint.method.lower())
+        if operation is None:  # not documented: /metrics, the docs pages
+            continue
+        expected = None if endpoint.is_public else bearer
+        assert operation.get("security") == expected, endpoint
+    scheme = app.openapi()["components"]["securitySchemes"]["OAuth2PasswordBearer"]
+    assert scheme["flows"]["password"]["tokenUrl"] == f"{API}/auth/login"
+
+
 async def test_a_route_added_later_is_in_the_matrix(database_url: str) -> None:
     """A new protected route joins both checks by itself, and a new kind of id fails the
     ownership check until OWNED_RESOURCES learns how to create one."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import ValidationError
 
 from taskhub.auth import service as auth_service
-from taskhub.auth.dependencies import CurrentPrincipal, current_principal
+from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.auth.schemas import (
     LoginJSON,
     RefreshRequest,
@@ -24,7 +24,7 @@ from taskhub.openapi import error_responses
 from taskhub.users.schemas import UserRead
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
-router = APIRouter(tags=["auth"], dependencies=[Depends(current_principal)])
+router = APIRouter(tags=["auth"])
 
 LOGIN_BODY: dict[str, Any] = {
     "requestBody": {

@@ -7,16 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from taskhub.auth.dependencies import CurrentPrincipal, current_principal
+from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.dependencies import DbSession, SettingsDep
 from taskhub.notifications import service as notification_service
 from taskhub.notifications.schemas import NotificationPage, NotificationRead
 from taskhub.openapi import error_responses
 from taskhub.pagination import KeysetCursors
 
-router = APIRouter(
-    prefix="/notifications", tags=["notifications"], dependencies=[Depends(current_principal)]
-)
+router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 
 async def notification_cursors(settings: SettingsDep) -> KeysetCursors:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from taskhub.auth.dependencies import CurrentPrincipal, current_principal
+from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.db import Database
 from taskhub.dependencies import DbSession, SettingsDep, Statements
 from taskhub.errors import ValidationFailed
@@ -44,7 +44,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Depends(current_principal)])
+router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 async def task_filters(

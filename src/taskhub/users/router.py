@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
-from taskhub.auth.dependencies import CurrentPrincipal, current_principal
+from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.dependencies import ClientIP, DbSession, RateLimiterDep, SettingsDep
 from taskhub.openapi import error_responses
 from taskhub.responses import json_response
 from taskhub.users import service as user_service
 from taskhub.users.schemas import PasswordChange, UserRead
 
-router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(current_principal)])
+router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me", response_model=UserRead, responses=error_responses(401))
