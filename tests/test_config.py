@@ -258,3 +258,20 @@ class TestLoadSettings:
         message = str(caught.value)
         assert "\n" not in message
         assert "JWT_SECRET" in message
+
+
+class TestAdmissionLimit:
+    def test_defaults_to_the_pool_size(self) -> None:
+        assert settings(JWT_SECRET=GOOD_SECRET, DB_POOL_SIZE=12).admission_limit == 12
+
+    def test_an_explicit_limit_wins(self) -> None:
+        assert (
+            settings(
+                JWT_SECRET=GOOD_SECRET, DB_POOL_SIZE=12, MAX_CONCURRENT_REQUESTS=50
+            ).admission_limit
+            == 50
+        )
+
+    def test_zero_is_refused(self) -> None:
+        with pytest.raises(ValidationError):
+            settings(JWT_SECRET=GOOD_SECRET, MAX_CONCURRENT_REQUESTS=0)

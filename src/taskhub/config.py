@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     WEB_CONCURRENCY: int = Field(default=1, ge=1, le=64)
     DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)
     DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
-    MAX_CONCURRENT_REQUESTS: int = Field(default=40, ge=1, le=10_000)
+    # Unset: DB_POOL_SIZE, so admitted requests never queue for a connection as well.
+    MAX_CONCURRENT_REQUESTS: int | None = Field(default=None, ge=1, le=10_000)
     REQUEST_QUEUE_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
     METRICS_ENABLED: bool = True
     # 0: /metrics on the main app. Otherwise a separate listener on HOST:METRICS_PORT only.
@@ -121,6 +122,10 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         """The SQLAlchemy URL with an async driver, whatever form the operator gave."""
         return async_database_url(self.DATABASE_URL or _default_sqlite_url(self.ENVIRONMENT))
+
+    @property
+    def admission_limit(self) -> int:
+        return self.MAX_CONCURRENT_REQUESTS or self.DB_POOL_SIZE
 
     @cached_property
     def bcrypt_rounds(self) -> int:

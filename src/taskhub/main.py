@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,
         record_outcome=install_metrics(app, settings, database),
-        admission=AdmissionGate(settings.MAX_CONCURRENT_REQUESTS, settings.REQUEST_QUEUE_TIMEOUT),
+        admission=AdmissionGate(settings.admission_limit, settings.REQUEST_QUEUE_TIMEOUT),
     )
     install_error_handlers(app)
     install_openapi(app)
