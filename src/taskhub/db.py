@@ -160,22 +160,23 @@ def _create_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection[Any]
     url = make_url(settings.database_url).set(drivername="postgresql")
     return AsyncConnectionPool(
         url.render_as_string(hide_password=False),
-        kwargs={"connect_timeout": 5, "options": "-c timezone=UTC"},
+        kwargs={"autocommit": True, "connect_timeout": 5, "options": "-c timezone=UTC"},
         min_size=1,
         max_size=settings.DB_POOL_SIZE,
         timeout=settings.DB_POOL_TIMEOUT,
         max_lifetime=CONNECTION_MAX_LIFETIME_SECONDS,
-        reset=_leave_autocommit,
+        reset=_back_to_autocommit,
         close_returns=True,
         open=False,
         name="taskhub",
     )
 
 
-async def _leave_autocommit(connection: AsyncConnection[Any]) -> None:
-    # Hot-path statements run in autocommit; the ORM's sessions expect real transactions.
-    if connection.autocommit:
-        await connection.set_autocommit(False)
+async def _back_to_autocommit(connection: AsyncConnection[Any]) -> None:
+    # Connections rest in autocommit, as the hot-path statements run; the ORM's engine turns it
+    # off when it borrows one. No switching on the hot path: each switch is a wait in psycopg.
+    if not connection.autocommit:
+        await connection.set_autocommit(True)
 
 
 def _create_engine_on(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> AsyncEngine:
@@ -183,7 +184,11 @@ def _create_engine_on(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> AsyncE
 
     async def borrow() -> AsyncConnection[Any]:
         await open_lazily(pool)
-        return await pool.getconn()
+        connection = await pool.getconn()
+        # SQLAlchemy expects a DBAPI connection that opens transactions; it switches to
+        # autocommit itself for the read-only sessions.
+        await connection.set_autocommit(False)
+        return connection
 
     # hide_parameters: a database error's text (logged with its traceback) never carries the
     # statement's values, such as a password hash.

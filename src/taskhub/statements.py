@@ -27,7 +27,8 @@ MAX_COMPILED = 1024
 
 class StatementRunner(Protocol):
     async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
-        """Run one statement on its own (autocommit) and return every row it produced."""
+        """Run one statement that returns rows (a SELECT, or a write with RETURNING) on its own,
+        in autocommit, and return them."""
         ...
 
 
@@ -46,11 +47,9 @@ class PsycopgStatements:
     async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
         sql, defaults = self._sql(statement)
         await open_lazily(self._pool)
-        async with self._pool.connection() as connection:
-            # The pool's reset hook turns autocommit off again for the ORM's transactions.
-            await connection.set_autocommit(True)
+        async with self._pool.connection() as connection:  # in autocommit (taskhub.db)
             cursor = await connection.execute(sql, {**defaults, **params})
-            return await cursor.fetchall() if cursor.description is not None else []
+            return await cursor.fetchall()
 
     def _sql(self, statement: Executable) -> tuple[str, dict[str, Any]]:
         found = self._compiled.get(statement)
@@ -78,4 +77,4 @@ class SQLAlchemyStatements:
     async def rows(self, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
         async with self._engine.connect() as connection:
             result = await connection.execute(statement, dict(params))
-            return [tuple(row) for row in result] if result.returns_rows else []
+            return [tuple(row) for row in result]
