@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+import time
+
 import bcrypt
 import pytest
 
+from taskhub.security import passwords
 from taskhub.security.common_passwords import COMMON_PASSWORD_COUNT, is_common_password
 from taskhub.security.passwords import (
     BCRYPT_MAX_BYTES,
@@ -109,3 +115,32 @@ class TestCommonPasswords:
 
     def test_the_list_holds_at_least_the_asvs_minimum(self) -> None:
         assert COMMON_PASSWORD_COUNT >= 3000
+
+
+class TestHashingThreads:
+    async def test_hashing_runs_at_a_lower_cpu_priority_than_the_event_loop(self) -> None:
+        loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        hashing_niceness = await passwords._in_hashing_thread(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        )
+
+        assert hashing_niceness == min(19, loop_niceness + passwords.HASHING_NICENESS)
+
+    async def test_logins_queue_on_cores_minus_one_threads(self) -> None:
+        running = 0
+        most = 0
+        guard = threading.Lock()
+
+        def busy() -> None:
+            nonlocal running, most
+            with guard:
+                running += 1
+                most = max(most, running)
+            time.sleep(0.02)
+            with guard:
+                running -= 1
+
+        await asyncio.gather(*(passwords._in_hashing_thread(busy) for _ in range(8)))
+
+        assert most == max(1, (os.cpu_count() or 2) - 1)
