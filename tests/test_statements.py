@@ -27,7 +27,7 @@ def _user(name: str) -> dict[str, object]:
     return {
         "id": new_id(),
         "username": name,
-        "password_hash": "not-a-hash",
+        "password_hash": "-" * 60,  # never checked: these users do not log in
         "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     }
 
