@@ -35,6 +35,8 @@ from taskhub.statements import (
 
 # Connections older than this are replaced (RDS failovers, proxies that drop long-lived ones).
 CONNECTION_MAX_LIFETIME_SECONDS = 1800
+# Every PostgreSQL connection, pooled or not: fail a connect fast, and read timestamps in UTC.
+POSTGRES_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "options": "-c timezone=UTC"}
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -160,7 +162,7 @@ def _create_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection[Any]
     url = make_url(settings.database_url).set(drivername="postgresql")
     return AsyncConnectionPool(
         url.render_as_string(hide_password=False),
-        kwargs={"autocommit": True, "connect_timeout": 5, "options": "-c timezone=UTC"},
+        kwargs={**POSTGRES_CONNECT_ARGS, "autocommit": True},
         min_size=1,
         max_size=settings.DB_POOL_SIZE,
         timeout=settings.DB_POOL_TIMEOUT,
@@ -206,11 +208,7 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
 
 
 def _create_unpooled_engine(settings: Settings) -> AsyncEngine:
-    connect_args: dict[str, Any] = (
-        {"timeout": 30}
-        if settings.is_sqlite
-        else {"connect_timeout": 5, "options": "-c timezone=UTC"}
-    )
+    connect_args = {"timeout": 30} if settings.is_sqlite else POSTGRES_CONNECT_ARGS
     engine = create_async_engine(
         settings.database_url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True
     )

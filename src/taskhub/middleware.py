@@ -101,18 +101,18 @@ class RequestContextMiddleware:
             if _unsupported_body(scope):
                 await _send_problem(send_with_headers, 415, "Send the body as application/json")
                 return
-            if self.admission is None or not scope["path"].startswith("/api/"):
-                await self.app(scope, _limited(receive, self.max_body_bytes), send_with_headers)
-                return
-            try:
-                await self.admission.enter()
-            except Overloaded:
-                await _send_problem(send_with_headers, 503, BUSY, headers=BUSY_HEADERS)
-                return
+            gate = self.admission if scope["path"].startswith("/api/") else None
+            if gate is not None:
+                try:
+                    await gate.enter()
+                except Overloaded:
+                    await _send_problem(send_with_headers, 503, BUSY, headers=BUSY_HEADERS)
+                    return
             try:
                 await self.app(scope, _limited(receive, self.max_body_bytes), send_with_headers)
             finally:
-                self.admission.leave()
+                if gate is not None:
+                    gate.leave()
         except BodyTooLarge as exc:
             # A declared length over the limit, or a streamed body read outside any route
             # (inside one, the app's handler renders it the same way).
