@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from taskhub import models  # noqa: F401  - registers every table on the metadata
 from taskhub.config import async_database_url, load_settings
-from taskhub.db import Base, ensure_sqlite_folder
+from taskhub.db.engine import ensure_sqlite_folder
+from taskhub.db.schema import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

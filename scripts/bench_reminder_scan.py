@@ -20,8 +20,9 @@ import tracemalloc
 
 import sqlalchemy as sa
 
+from taskhub.clock import utcnow
 from taskhub.config import Settings, async_database_url
-from taskhub.db import create_database, utcnow
+from taskhub.db.engine import create_database
 from taskhub.migrate import upgrade
 from taskhub.notifications.service import SCAN_BATCH_SIZE, scan_due_reminders
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from taskhub.admission import AdmissionGate, Overloaded
+from taskhub.http.admission import AdmissionGate, Overloaded
 from taskhub.main import create_app
 from tests.conftest import make_settings
 from tests.helpers import API, assert_problem

@@ -5,6 +5,7 @@ Each test gets a fresh app, so its registry starts at zero and every count can b
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -169,8 +171,14 @@ class TestScrape:
     async def test_db_pool_checked_out_connections_are_read_at_scrape_time(
         self, http: httpx.AsyncClient, fresh_app: FastAPI
     ) -> None:
-        engine = fresh_app.state.database.engine
-        async with engine.connect():
+        database = fresh_app.state.database
+        await database.scalar(sa.select(sa.literal(1)), {})
+        for _ in range(100):  # the pool settles: every connection it opened is back and idle
+            stats = database.pool_stats()
+            if stats is None or stats.in_use == 0:
+                break
+            await asyncio.sleep(0.02)
+        async with database.transaction():
             during = await scrape(http)
         after = await scrape(http)
 

@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 
 from taskhub import models  # noqa: F401 - registers every table on the metadata
 from taskhub.config import async_database_url
-from taskhub.db import Base
+from taskhub.db.schema import Base
 from taskhub.migrate import PROJECT_ROOT, alembic_config
 
 

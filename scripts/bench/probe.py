@@ -1,6 +1,6 @@
 """Per-request database work, measured in-process: the app is built with the production settings
 but its DATABASE_URL goes through a counting proxy (wire.py), and SQLAlchemy's cursor events and
-the hot-path statement runner (taskhub.statements) capture each statement with its parameters, which are then run under EXPLAIN (ANALYZE, BUFFERS)
+the hot-path statement runner (taskhub.db.runner) capture each statement with its parameters, which are then run under EXPLAIN (ANALYZE, BUFFERS)
 on a direct connection, both as planned for those values (custom plan) and as the generic plan
 PostgreSQL may switch to once psycopg has prepared the statement (after 5 executions).
 """

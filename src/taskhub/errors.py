@@ -162,6 +162,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_unavailable)
-    # The hot-path statements (taskhub.statements) reach psycopg and its pool directly.
+    # The hot-path statements (taskhub.db.runner) reach psycopg and its pool directly.
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(psycopg.InterfaceError, _database_unavailable)

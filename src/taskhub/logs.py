@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from taskhub.config import Settings
+from taskhub.context import current_request_id
 
 # Attributes every LogRecord has; anything else was passed in `extra=` and is worth printing.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -26,14 +27,12 @@ PARAMETER_LOGGERS = ("aiosqlite",)
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from taskhub.middleware import request_id_var
-
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": request_id_var.get(),
+            "request_id": current_request_id(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
@@ -48,10 +47,8 @@ class ConsoleFormatter(logging.Formatter):
         )
 
     def format(self, record: logging.LogRecord) -> str:
-        from taskhub.middleware import request_id_var
-
         # The access line passes its own (it is written after the request's context has ended).
-        record.request_id = getattr(record, "request_id", None) or request_id_var.get()
+        record.request_id = getattr(record, "request_id", None) or current_request_id()
         extras = {
             k: v
             for k, v in vars(record).items()

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
 
-from taskhub import health
-from taskhub.admission import AdmissionGate
 from taskhub.auth import router as auth_router
+from taskhub.auth.dependencies import current_principal, oauth2_scheme
+from taskhub.auth.schemas import LoginJSON
 from taskhub.config import Settings, load_settings
-from taskhub.db import create_database
-from taskhub.docs import install_docs
+from taskhub.db.engine import create_database
 from taskhub.errors import install_error_handlers
+from taskhub.http import health
+from taskhub.http.admission import AdmissionGate
+from taskhub.http.docs import DOCS_PATHS, install_docs
+from taskhub.http.metrics import METRICS_PATH, install_metrics, serve_metrics
+from taskhub.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
+from taskhub.http.openapi import install_openapi
+from taskhub.http.routing import add_routes_of, depends_on, require_authentication
 from taskhub.logs import configure_logging
-from taskhub.metrics import install_metrics, serve_metrics
-from taskhub.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from taskhub.notifications import router as notification_router
-from taskhub.openapi import install_openapi
 from taskhub.ratelimit import RateLimiter
 from taskhub.security import common_passwords
 from taskhub.security.client_ip import parse_trusted_proxies
@@ -37,6 +37,22 @@ API_ROUTERS = (
     user_router.router,
     task_router.router,
     notification_router.router,
+)
+LOGIN_PATH = f"{API_PREFIX}/auth/login"
+OPENAPI_PATH = "/openapi.json"
+# The only routes reachable without a token; every other one must take the auth dependency, or
+# the app refuses to start (taskhub.http.routing.require_authentication).
+PUBLIC_PATHS = frozenset(
+    {
+        f"{API_PREFIX}/auth/register",
+        LOGIN_PATH,
+        f"{API_PREFIX}/auth/refresh",
+        "/health",
+        "/ready",
+        METRICS_PATH,
+        OPENAPI_PATH,
+        *DOCS_PATHS,
+    }
 )
 logger = logging.getLogger(__name__)
 
@@ -67,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json" if settings.DOCS_ENABLED else None,
+        openapi_url=OPENAPI_PATH if settings.DOCS_ENABLED else None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -77,45 +93,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outside CORS, so CORS preflights and every error get the standard headers too.
     app.add_middleware(
         RequestContextMiddleware,
+        api_prefix=API_PREFIX,
+        form_paths=frozenset({LOGIN_PATH}),
         max_body_bytes=settings.MAX_BODY_BYTES,
         record_outcome=install_metrics(app, settings, database),
         admission=AdmissionGate(settings.admission_limit, settings.REQUEST_QUEUE_TIMEOUT),
     )
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(
+        app,
+        scheme=oauth2_scheme,
+        authenticated=lambda route: depends_on(route, current_principal),
+        extra_schemas=(LoginJSON,),
+    )
 
     for router in API_ROUTERS:
         add_routes_of(app, router, prefix=API_PREFIX)
     add_routes_of(app, health.router)
     if settings.DOCS_ENABLED:
         install_docs(app)
+    require_authentication(app, public_paths=PUBLIC_PATHS, authenticate=current_principal)
     return app
-
-
-def add_routes_of(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
-    """Add each of the router's path operations to the app itself, under the prefix, as
-    `include_router` would serve it (the router's own lifespan is not carried over).
-
-    Since FastAPI 0.137 an included router is one opaque route that every request walks, route
-    by route with bookkeeping for each, to match and then again to dispatch; a route of the app's
-    own is tried once, by its regex.
-    """
-    for route in router.routes:
-        if not isinstance(route, APIRoute):  # a nested router or a mount would be lost
-            raise TypeError(f"{route!r} of {router!r}: only path operations can be added flat")
-        app.router.add_api_route(prefix + route.path, route.endpoint, **_route_options(route))
-
-
-# What `add_api_route` takes that the route does not hold under the same name.
-_NOT_ROUTE_OPTIONS = frozenset({"self", "path", "endpoint", "route_class_override"})
-
-
-def _route_options(route: APIRoute) -> dict[str, Any]:
-    """Every option the route was declared with, read back by name: an option a FastAPI upgrade
-    adds is carried over too, or fails at start-up if the route keeps it under another name."""
-    accepted = inspect.signature(APIRouter.add_api_route).parameters
-    options = {name: getattr(route, name) for name in accepted if name not in _NOT_ROUTE_OPTIONS}
-    return {**options, "route_class_override": type(route)}
 
 
 def install_cors(app: FastAPI, settings: Settings) -> None:

@@ -1,8 +1,7 @@
 """Every model, imported in one place so that metadata (and Alembic) sees all tables."""
 
-from taskhub.auth.models import RefreshToken, UserSession
+from taskhub.auth.models import RefreshToken, User, UserSession
 from taskhub.notifications.models import Notification
 from taskhub.tasks.models import IdempotencyRecord, Task
-from taskhub.users.models import User
 
 __all__ = ["IdempotencyRecord", "Notification", "RefreshToken", "Task", "User", "UserSession"]

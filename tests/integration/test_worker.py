@@ -27,8 +27,8 @@ import redis
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from taskhub.clock import utcnow
 from taskhub.config import Settings
-from taskhub.db import utcnow
 from taskhub.notifications.models import Notification
 from taskhub.tasks.models import Task
 from taskhub.worker.celery_app import create_celery
@@ -166,8 +166,9 @@ def celery_processes(
 
 
 async def notification_count(app: FastAPI) -> int:
-    async with app.state.database.sessions() as db:
-        count = await db.scalar(sa.select(sa.func.count()).select_from(Notification))
+    count = await app.state.database.scalar(
+        sa.select(sa.func.count()).select_from(Notification), {}
+    )
     return int(count or 0)
 
 
@@ -228,9 +229,8 @@ async def seed_due_tasks(app: FastAPI, *, owner_id: str, count: int) -> None:
         }
         for index in range(count)
     ]
-    async with app.state.database.sessions() as db:
-        await db.execute(sa.insert(Task), rows)
-        await db.commit()
+    inserted = await app.state.database.count_many(sa.insert(Task).returning(Task.id), rows)
+    assert inserted == count
 
 
 def send_scan_job(database_url: str, key_prefix: str) -> None:
@@ -275,16 +275,18 @@ async def test_worker_killed_mid_scan_leaves_exactly_one_reminder_per_task(
         await asyncio.sleep(0.2)
     assert succeeded_scans(celery_processes, "successor") >= 1, celery_processes.log("successor")
 
-    async with app.state.database.sessions() as db:
-        per_key = (
-            await db.execute(
-                sa.select(Notification.task_id, Notification.task_due_at, sa.func.count()).group_by(
-                    Notification.task_id, Notification.task_due_at
-                )
-            )
-        ).all()
-        reminded = set((await db.execute(sa.select(Notification.task_id).distinct())).scalars())
-        tasks = set((await db.execute(sa.select(Task.id))).scalars())
+    database = app.state.database
+    per_key = await database.records(
+        sa.select(Notification.task_id, Notification.task_due_at, sa.func.count()).group_by(
+            Notification.task_id, Notification.task_due_at
+        ),
+        {},
+        lambda *row: row,
+    )
+    reminded = set(
+        await database.records(sa.select(Notification.task_id).distinct(), {}, lambda id_: id_)
+    )
+    tasks = set(await database.records(sa.select(Task.id), {}, lambda id_: id_))
     assert sum(count for _, _, count in per_key) == KILL_TEST_TASKS
     assert {count for _, _, count in per_key} == {1}
     assert reminded == tasks

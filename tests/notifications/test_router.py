@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,12 @@ NOTIFICATIONS = f"{API}/notifications"
 NOTIFICATION_FIELDS = {"id", "task_id", "kind", "message", "created_at", "read_at"}
 BASE = datetime(2031, 6, 1, 8, 0, tzinfo=UTC)
 LEAD = 3600
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    created_at: datetime
+    id: uuid.UUID
 
 
 def read_url(notification_id: str) -> str:
@@ -38,19 +45,20 @@ async def notify(
     notifications share `created_at == at`. Returns the task ids."""
     due = (at + timedelta(minutes=10)).isoformat()
     task_ids = [(await create_task(client, user, due_at=due))["id"] for _ in range(count)]
-    await scan_due_reminders(app.state.database.sessions, lead_time_seconds=LEAD, now=at)
+    await scan_due_reminders(app.state.database, lead_time_seconds=LEAD, now=at)
     return task_ids
 
 
 async def expected_order(app: FastAPI, user: ApiUser, *, unread_only: bool = False) -> list[str]:
     """The user's notification ids as the contract orders them: newest first, ties by id."""
-    query = sa.select(Notification).where(Notification.user_id == uuid.UUID(user.id))
+    query = sa.select(Notification.created_at, Notification.id).where(
+        Notification.user_id == uuid.UUID(user.id)
+    )
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
-    async with app.state.database.sessions() as db:
-        rows = list((await db.execute(query)).scalars())
-    rows.sort(key=lambda n: (n.created_at, n.id), reverse=True)
-    return [str(n.id) for n in rows]
+    keys = await app.state.database.records(query, {}, OrderKey)
+    keys.sort(key=lambda key: (key.created_at, key.id), reverse=True)
+    return [str(key.id) for key in keys]
 
 
 async def list_page(

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub.db import Database, create_database, utcnow
+from taskhub.clock import utcnow
+from taskhub.db.engine import create_database
+from taskhub.db.runner import Database
 from taskhub.notifications import repository as notification_repository
 from taskhub.notifications.models import TASK_DUE, Notification
 from taskhub.notifications.service import scan_due_reminders
@@ -39,15 +42,38 @@ def iso(moment: datetime) -> str:
 
 async def scan(app: FastAPI, *, now: datetime = NOW, batch_size: int = 500) -> int:
     return await scan_due_reminders(
-        app.state.database.sessions, lead_time_seconds=LEAD, now=now, batch_size=batch_size
+        app.state.database, lead_time_seconds=LEAD, now=now, batch_size=batch_size
     )
 
 
-async def reminders(app: FastAPI) -> list[Notification]:
+@dataclass(frozen=True)
+class Reminder:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    task_id: uuid.UUID | None
+    task_due_at: datetime | None
+    kind: str
+    message: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+_REMINDERS = sa.select(
+    Notification.id,
+    Notification.user_id,
+    Notification.task_id,
+    Notification.task_due_at,
+    Notification.kind,
+    Notification.message,
+    Notification.created_at,
+    Notification.read_at,
+).order_by(Notification.task_due_at)
+
+
+async def reminders(app: FastAPI) -> list[Reminder]:
     """Every notification in the database, whoever owns it."""
-    async with app.state.database.sessions() as db:
-        result = await db.execute(sa.select(Notification).order_by(Notification.task_due_at))
-        return list(result.scalars())
+    database: Database = app.state.database
+    return await database.records(_REMINDERS, {}, Reminder)
 
 
 async def reminder_keys(app: FastAPI) -> Counter[tuple[uuid.UUID | None, datetime | None]]:
@@ -73,9 +99,8 @@ async def seed_tasks(
         }
         for index, due_at in enumerate(due_ats)
     ]
-    async with app.state.database.sessions() as db:
-        await db.execute(sa.insert(Task), rows)
-        await db.commit()
+    database: Database = app.state.database
+    assert await database.count_many(sa.insert(Task).returning(Task.id), rows) == len(rows)
     return [row["id"] for row in rows]
 
 
@@ -324,7 +349,7 @@ async def test_concurrent_scans_create_exactly_one_per_task(
     task_ids = await seed_tasks(app, owner_id=alice.id, due_ats=due_ats)
     task_ids += await seed_tasks(app, owner_id=bob.id, due_ats=due_ats)
 
-    # Two sessions from the same pool: two connections, so on PostgreSQL they truly overlap.
+    # Two scans on the same pool: two connections, so on PostgreSQL they truly overlap.
     created = await asyncio.gather(
         scan(app, batch_size=batch_size), scan(app, batch_size=batch_size)
     )
@@ -356,9 +381,9 @@ async def test_task_deleted_between_read_and_insert_does_not_break_the_batch(
     due = NOW + timedelta(minutes=10)
     [kept, already] = await seed_tasks(app, owner_id=alice.id, due_ats=[due, due])
     assert await scan(app) == 2
-    async with app.state.database.sessions() as db:
-        await db.execute(sa.delete(Notification).where(Notification.task_id == kept))
-        await db.commit()
+    await app.state.database.execute(
+        sa.delete(Notification).where(Notification.task_id == kept), {}
+    )
 
     vanished = uuid.uuid4()  # a task the batch read, deleted before the insert
     rows = [
@@ -366,17 +391,14 @@ async def test_task_deleted_between_read_and_insert_does_not_break_the_batch(
         reminder_row(user_id=alice.id, task_id=already, due_at=due),
         reminder_row(user_id=alice.id, task_id=kept, due_at=due),
     ]
-    async with app.state.database.sessions() as db:
-        created = await notification_repository.insert_reminders(db, rows)
-        await db.commit()
+    created = await notification_repository.insert_reminders(app.state.database, rows)
 
     assert created == 1
     assert await reminder_keys(app) == Counter({(already, due): 1, (kept, due): 1})
 
 
 async def test_insert_reminders_with_nothing_to_insert_is_a_no_op(app: FastAPI) -> None:
-    async with app.state.database.sessions() as db:
-        assert await notification_repository.insert_reminders(db, []) == 0
+    assert await notification_repository.insert_reminders(app.state.database, []) == 0
 
 
 # --- the in-process timer (no REDIS_URL) ---------------------------------------------------------

@@ -148,18 +148,18 @@ async def create_notification_of(owner: Owner) -> str:
     """Reminders are made by the worker, not the API: insert one as the worker would."""
     task_id = await create_task_of(owner)
     notification_id = uuid.uuid4()
-    async with owner.app.state.database.engine.begin() as connection:
-        await connection.execute(
-            sa.insert(Notification).values(
-                id=notification_id,
-                user_id=uuid.UUID(owner.user.id),
-                task_id=uuid.UUID(task_id),
-                task_due_at=datetime(2031, 1, 1, 9, tzinfo=UTC),
-                kind="task_due",
-                message="A's private task is due soon",
-                created_at=datetime.now(UTC),
-            )
-        )
+    await owner.app.state.database.execute(
+        sa.insert(Notification).values(
+            id=notification_id,
+            user_id=uuid.UUID(owner.user.id),
+            task_id=uuid.UUID(task_id),
+            task_due_at=datetime(2031, 1, 1, 9, tzinfo=UTC),
+            kind="task_due",
+            message="A's private task is due soon",
+            created_at=datetime.now(UTC),
+        ),
+        {},
+    )
     return str(notification_id)
 
 

@@ -25,10 +25,11 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRouter
 
 from taskhub.auth.dependencies import current_principal
+from taskhub.auth.models import User
+from taskhub.db.runner import Database, IntegrityViolation
 from taskhub.logs import JsonFormatter
 from taskhub.main import create_app
-from taskhub.notifications.models import Notification
-from taskhub.users.models import User
+from taskhub.notifications.models import TASK_DUE, Notification
 from tests.conftest import LEAK_PATTERNS, make_settings
 from tests.helpers import API, assert_problem
 
@@ -105,10 +106,9 @@ def assert_no_secret_logged(capture: LogCapture, secrets: Secrets) -> None:
 
 
 async def password_hash(app: FastAPI) -> str:
-    async with app.state.database.engine.connect() as connection:
-        value = await connection.scalar(
-            sa.select(User.password_hash).where(User.username == USERNAME)
-        )
+    value = await app.state.database.scalar(
+        sa.select(User.password_hash).where(User.username == USERNAME), {}
+    )
     assert isinstance(value, str)
     assert value.startswith("$2")
     return value
@@ -244,16 +244,18 @@ async def test_driving_every_endpoint_logs_no_secret(
 
     # Notifications: one reminder, inserted as the worker would, listed and read.
     notification_id = uuid.uuid4()
-    async with app.state.database.engine.begin() as connection:
-        await connection.execute(
-            sa.insert(Notification).values(
-                id=notification_id,
-                user_id=uuid.UUID(registered.json()["id"]),
-                task_id=uuid.UUID(task_id),
-                task_due_at=datetime(2031, 1, 1, 9, tzinfo=UTC),
-                message="canary task is due soon",
-            )
-        )
+    await app.state.database.execute(
+        sa.insert(Notification).values(
+            id=notification_id,
+            user_id=uuid.UUID(registered.json()["id"]),
+            task_id=uuid.UUID(task_id),
+            task_due_at=datetime(2031, 1, 1, 9, tzinfo=UTC),
+            kind=TASK_DUE,
+            message="canary task is due soon",
+            created_at=datetime.now(UTC),
+        ),
+        {},
+    )
     assert (await client.get(f"{API}/notifications", headers=me)).status_code == 200
     read = await client.post(f"{API}/notifications/{notification_id}/read", headers=me)
     assert read.status_code == 200
@@ -368,22 +370,32 @@ async def test_an_unhandled_exception_logs_no_authorization_header(
     assert_no_secret_logged(captured_logs, secrets)
 
 
-async def test_a_database_error_does_not_carry_the_statements_values(app: FastAPI) -> None:
+@pytest.mark.parametrize("refused", ["duplicate username", "missing username"])
+async def test_a_database_error_does_not_carry_the_statements_values(
+    app: FastAPI, refused: str
+) -> None:
     """A database error that reaches the last-resort handler is logged with its text: that text
-    must not include the statement's parameters (a password hash, here)."""
+    must not include the statement's parameters (a password hash, here). PostgreSQL's own message
+    would: the duplicate key, or the whole failing row of a NOT NULL violation."""
     planted_hash = "$2b$04$" + "C" * 53
-    row = {
+    row: dict[str, Any] = {
         "id": uuid.uuid4(),
         "username": "hash_owner",
         "password_hash": planted_hash,
         "created_at": datetime.now(UTC),
     }
-    async with app.state.database.engine.begin() as connection:
-        await connection.execute(sa.insert(User).values(**row))
-    with pytest.raises(sa.exc.IntegrityError) as failure:
-        async with app.state.database.engine.begin() as connection:
-            await connection.execute(sa.insert(User).values(**row))
+    database: Database = app.state.database
+    if refused == "duplicate username":
+        await database.execute(sa.insert(User).values(**row), {})
+        offending = {**row, "id": uuid.uuid4()}
+    else:
+        offending = {**row, "username": None}
+    with pytest.raises(IntegrityViolation) as failure:
+        await database.execute(sa.insert(User).values(**offending), {})
     text = "".join(traceback.format_exception(failure.value))
     assert "hash_owner" not in text
     assert planted_hash not in text
-    assert "INSERT INTO user_account" in text  # the statement itself is fine to log
+    assert str(offending["id"]) not in text
+    # What was refused is still named (PostgreSQL's or SQLite's error class), nothing more.
+    assert str(failure.value) in {"UniqueViolation", "NotNullViolation", "IntegrityError"}
+    assert str(failure.value) in text

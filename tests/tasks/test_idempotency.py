@@ -9,6 +9,7 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from taskhub.tasks.models import IdempotencyRecord
 from tests.helpers import API, ApiUser, assert_problem
 
 
@@ -127,11 +128,10 @@ async def test_after_24_hours_the_key_creates_a_new_task(
     client: httpx.AsyncClient, alice: ApiUser, app: FastAPI
 ) -> None:
     first = await _post(client, alice, "k1", {"title": "A"})
-    async with app.state.database.engine.begin() as connection:
-        await connection.execute(
-            sa.text("UPDATE idempotency_record SET expires_at = :past"),
-            {"past": datetime.now(UTC) - timedelta(seconds=1)},
-        )
+    await app.state.database.execute(
+        sa.update(IdempotencyRecord).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)),
+        {},
+    )
     later = await _post(client, alice, "k1", {"title": "A"})
     assert later.status_code == 201
     assert later.json()["id"] != first.json()["id"]

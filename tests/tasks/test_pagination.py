@@ -10,8 +10,8 @@ import httpx
 
 from taskhub.config import Settings
 from taskhub.security.signing import derive_key, sign
-from taskhub.tasks.cursor import listing_scope
 from taskhub.tasks.repository import SortOrder, TaskFilters
+from taskhub.tasks.service import listing_scope
 from tests.helpers import ApiUser, assert_problem, create_task
 from tests.tasks.helpers import (
     SORTS,

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub.auth.models import RefreshToken, UserSession
-from taskhub.notifications.models import Notification
+from taskhub.auth.models import RefreshToken, User, UserSession
+from taskhub.clock import new_id, utcnow
+from taskhub.notifications.models import TASK_DUE, Notification
 from taskhub.tasks.models import Task
-from taskhub.users.models import User
 from tests.helpers import (
     API,
     DEFAULT_PASSWORD,
@@ -29,8 +29,7 @@ NEW_PASSWORD = "quartz-lantern-meadow-7"
 
 
 async def _count(app: FastAPI, statement: sa.Select[int]) -> int:
-    async with app.state.database.engine.connect() as connection:
-        return int((await connection.execute(statement)).scalar_one())
+    return int(await app.state.database.scalar(statement, {}))
 
 
 async def _rows_owned_by(app: FastAPI, user_id: str) -> dict[str, int]:
@@ -64,15 +63,17 @@ async def _rows_owned_by(app: FastAPI, user_id: str) -> dict[str, int]:
 
 async def _add_reminder(app: FastAPI, user: ApiUser, task: dict[str, object]) -> None:
     """A reminder as the worker writes it (the scan itself is tested with notifications)."""
-    async with app.state.database.sessions() as session:
-        session.add(
-            Notification(
-                user_id=uuid.UUID(user.id),
-                task_id=uuid.UUID(str(task["id"])),
-                message="due soon",
-            )
-        )
-        await session.commit()
+    await app.state.database.execute(
+        sa.insert(Notification).values(
+            id=new_id(),
+            user_id=uuid.UUID(user.id),
+            task_id=uuid.UUID(str(task["id"])),
+            kind=TASK_DUE,
+            message="due soon",
+            created_at=utcnow(),
+        ),
+        {},
+    )
 
 
 class TestReadCurrentUser:

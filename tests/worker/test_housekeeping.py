@@ -8,19 +8,19 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from taskhub.auth.models import UserSession
+from taskhub.tasks.models import IdempotencyRecord
 from taskhub.worker.housekeeping import run_housekeeping
 from tests.helpers import API, ApiUser, login
 
 
 async def _count(app: FastAPI, table: str) -> int:
-    async with app.state.database.engine.connect() as connection:
-        result = await connection.execute(sa.text(f"SELECT count(*) FROM {table}"))  # noqa: S608
-        return int(result.scalar_one())
+    statement = sa.select(sa.func.count()).select_from(sa.table(table))
+    return int(await app.state.database.scalar(statement, {}))
 
 
-async def _set(app: FastAPI, statement: str, **values: object) -> None:
-    async with app.state.database.engine.begin() as connection:
-        await connection.execute(sa.text(statement), values)
+async def _set(app: FastAPI, statement: sa.Update) -> None:
+    await app.state.database.execute(statement, {})
 
 
 async def test_sessions_ended_over_a_day_ago_are_deleted_and_live_ones_kept(
@@ -32,11 +32,14 @@ async def test_sessions_ended_over_a_day_ago_are_deleted_and_live_ones_kept(
     await client.post(f"{API}/auth/logout", headers={"Authorization": f"Bearer {token}"})
     long_ago = datetime.now(UTC) - timedelta(days=2)
     await _set(
-        app, "UPDATE user_session SET revoked_at = :t WHERE revoked_at IS NOT NULL", t=long_ago
+        app,
+        sa.update(UserSession)
+        .where(UserSession.revoked_at.is_not(None))
+        .values(revoked_at=long_ago),
     )
     assert await _count(app, "user_session") == 3
 
-    removed = await run_housekeeping(app.state.database.sessions)
+    removed = await run_housekeeping(app.state.database)
 
     assert removed["sessions"] == 1
     assert await _count(app, "user_session") == 2
@@ -47,7 +50,7 @@ async def test_a_session_revoked_just_now_is_kept_for_a_day(
     client: httpx.AsyncClient, alice: ApiUser, app: FastAPI
 ) -> None:
     await client.post(f"{API}/auth/logout", headers=alice.headers)
-    assert (await run_housekeeping(app.state.database.sessions))["sessions"] == 0
+    assert (await run_housekeeping(app.state.database))["sessions"] == 0
     assert await _count(app, "user_session") == 1
 
 
@@ -62,9 +65,12 @@ async def test_expired_idempotency_records_are_deleted_and_fresh_ones_kept(
         )
         assert response.status_code == 201
     past = datetime.now(UTC) - timedelta(seconds=1)
-    await _set(app, "UPDATE idempotency_record SET expires_at = :t WHERE key = 'old'", t=past)
+    await _set(
+        app,
+        sa.update(IdempotencyRecord).where(IdempotencyRecord.key == "old").values(expires_at=past),
+    )
 
-    removed = await run_housekeeping(app.state.database.sessions)
+    removed = await run_housekeeping(app.state.database)
 
     assert removed["idempotency_records"] == 1
     assert await _count(app, "idempotency_record") == 1

@@ -1,170 +1,284 @@
-"""Every query about sessions and refresh tokens."""
+"""Every query about accounts, sessions and refresh tokens. A user's own sessions are reached
+only through `_own_sessions`: another user's session is simply not found."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, bindparam, delete, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 
-from taskhub.auth.models import RefreshToken, UserSession
-from taskhub.statements import Row, StatementRunner
-from taskhub.users.models import User
+from taskhub.auth.models import RefreshToken, User, UserSession
+from taskhub.db.runner import Queries, selecting
 
 
-async def create_session(
-    db: AsyncSession,
-    *,
-    user_id: uuid.UUID,
-    now: datetime,
-    expires_at: datetime,
-    user_agent: str | None,
-) -> UserSession:
-    user_session = UserSession(
-        user_id=user_id,
-        created_at=now,
-        last_used_at=now,
-        expires_at=expires_at,
-        user_agent=user_agent,
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What a client may see of an account."""
+
+    id: uuid.UUID
+    username: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What login checks; never rendered."""
+
+    id: uuid.UUID
+    username: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """The account behind a session that is neither revoked nor expired."""
+
+    id: uuid.UUID
+    username: str
+    created_at: datetime
+    session_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StartedSession:
+    id: uuid.UUID
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+
+
+_ACCOUNT = selecting(Account, User.id, User.username, User.created_at)
+
+_INSERT_USER = (
+    upsert(User)
+    .values(
+        id=bindparam("id"),
+        username=bindparam("username"),
+        password_hash=bindparam("password_hash"),
+        created_at=bindparam("created_at"),
     )
-    db.add(user_session)
-    await db.flush()
-    return user_session
+    .on_conflict_do_nothing(index_elements=[User.username])
+    .returning(*_ACCOUNT)
+)
+_CREDENTIALS = select(*selecting(Credentials, User.id, User.username, User.password_hash)).where(
+    User.username == bindparam("username")
+)
+_SET_PASSWORD_HASH = (
+    update(User).where(User.id == bindparam("user_id")).values(password_hash=bindparam("hash"))
+)
+# Tasks, sessions and notifications go with the user through ON DELETE CASCADE.
+_DELETE_USER = delete(User).where(User.id == bindparam("user_id"))
 
 
-async def add_refresh_token(
-    db: AsyncSession, *, session_id: uuid.UUID, jti_hash: str, now: datetime
-) -> None:
-    db.add(RefreshToken(jti_hash=jti_hash, session_id=session_id, created_at=now))
-    await db.flush()
+async def insert_user(
+    db: Queries, *, user_id: uuid.UUID, username: str, password_hash: str, now: datetime
+) -> Account | None:
+    """The new account; None when the username is taken (the unique index decides)."""
+    params = {
+        "id": user_id,
+        "username": username,
+        "password_hash": password_hash,
+        "created_at": now,
+    }
+    return await db.record(_INSERT_USER, params, Account)
 
 
-async def spend_refresh_token(
-    db: AsyncSession, *, jti_hash: str, now: datetime
-) -> uuid.UUID | None:
-    """Mark an unspent token spent in one statement; of concurrent callers only one gets its session."""
-    result = await db.execute(
-        update(RefreshToken)
-        .where(RefreshToken.jti_hash == jti_hash, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
-        .returning(RefreshToken.session_id)
-    )
-    return result.scalar_one_or_none()
+async def find_credentials(db: Queries, *, username: str) -> Credentials | None:
+    return await db.record(_CREDENTIALS, {"username": username}, Credentials)
 
 
-async def refresh_token_was_issued(db: AsyncSession, *, jti_hash: str) -> bool:
-    result = await db.execute(
-        select(RefreshToken.jti_hash).where(RefreshToken.jti_hash == jti_hash)
-    )
-    return result.scalar_one_or_none() is not None
+async def set_password_hash(db: Queries, *, user_id: uuid.UUID, password_hash: str) -> None:
+    await db.execute(_SET_PASSWORD_HASH, {"user_id": user_id, "hash": password_hash})
 
 
-async def active_session_user(
-    db: AsyncSession, *, session_id: uuid.UUID, username: str, now: datetime
-) -> tuple[User, UserSession] | None:
-    """The user and session behind a token, if both are still live: the whole check in one query."""
-    result = await db.execute(
-        select(User, UserSession)
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(
-            UserSession.id == session_id,
-            UserSession.revoked_at.is_(None),
-            UserSession.expires_at > now,
-            User.username == username,
+async def delete_user(db: Queries, *, user_id: uuid.UUID) -> None:
+    await db.execute(_DELETE_USER, {"user_id": user_id})
+
+
+def _own_sessions() -> list[ColumnElement[bool]]:
+    """The one scope of every query a user makes about their sessions."""
+    return [UserSession.user_id == bindparam("caller_id")]
+
+
+def _active() -> list[ColumnElement[bool]]:
+    return [UserSession.revoked_at.is_(None), UserSession.expires_at > bindparam("now")]
+
+
+# Every authenticated request runs this: the whole liveness check in one query.
+_LIVE_SESSION = (
+    select(
+        *selecting(
+            LiveSession,
+            User.id,
+            User.username,
+            User.created_at,
+            UserSession.expires_at.label("session_expires_at"),
         )
     )
-    row = result.one_or_none()
-    return None if row is None else (row[0], row[1])
-
-
-# Every authenticated request runs this: built once, and only the columns the caller needs.
-_LIVE_SESSION_USER = (
-    select(User.id, User.username, User.created_at)
     .join(UserSession, UserSession.user_id == User.id)
     .where(
         UserSession.id == bindparam("session_id"),
-        UserSession.revoked_at.is_(None),
-        UserSession.expires_at > bindparam("now"),
         User.username == bindparam("username"),
+        *_active(),
     )
+)
+_INSERT_SESSION = (
+    insert(UserSession)
+    .values(
+        id=bindparam("id"),
+        user_id=bindparam("user_id"),
+        created_at=bindparam("now"),
+        last_used_at=bindparam("now"),
+        expires_at=bindparam("expires_at"),
+        user_agent=bindparam("user_agent"),
+    )
+    .returning(*selecting(StartedSession, UserSession.id, UserSession.expires_at))
+)
+_TOUCH_SESSION = (
+    update(UserSession)
+    .where(UserSession.id == bindparam("session_id"))
+    .values(last_used_at=bindparam("now"))
+)
+_REVOKE_SESSION = (
+    update(UserSession)
+    .where(UserSession.id == bindparam("session_id"), UserSession.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
+_REVOKE_OWN_SESSION = (
+    update(UserSession)
+    .where(*_own_sessions(), UserSession.id == bindparam("session_id"), *_active())
+    .values(revoked_at=bindparam("now"))
+    .returning(UserSession.id)
+)
+_REVOKE_OTHER_SESSIONS = (
+    update(UserSession)
+    .where(*_own_sessions(), UserSession.id != bindparam("keep"), UserSession.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
+_ACTIVE_SESSIONS = (
+    select(
+        *selecting(
+            SessionRecord,
+            UserSession.id,
+            UserSession.created_at,
+            UserSession.last_used_at,
+            UserSession.expires_at,
+            UserSession.user_agent,
+        )
+    )
+    .where(*_own_sessions(), *_active())
+    .order_by(UserSession.created_at.desc(), UserSession.id.desc())
+)
+_DELETE_ENDED_SESSIONS = (
+    delete(UserSession)
+    .where(
+        or_(
+            UserSession.expires_at < bindparam("cutoff"),
+            UserSession.revoked_at < bindparam("cutoff"),
+        )
+    )
+    .returning(UserSession.id)
 )
 
 
-async def live_session_user(
-    statements: StatementRunner, *, session_id: uuid.UUID, username: str, now: datetime
-) -> Row | None:
-    """(id, username, created_at) of the user behind a live session, or None: one query."""
-    rows = await statements.rows(
-        _LIVE_SESSION_USER, {"session_id": session_id, "username": username, "now": now}
-    )
-    return rows[0] if rows else None
+async def live_session(
+    db: Queries, *, session_id: uuid.UUID, username: str, now: datetime
+) -> LiveSession | None:
+    params = {"session_id": session_id, "username": username, "now": now}
+    return await db.record(_LIVE_SESSION, params, LiveSession)
 
 
-async def touch_session(db: AsyncSession, *, session_id: uuid.UUID, now: datetime) -> None:
-    await db.execute(
-        update(UserSession).where(UserSession.id == session_id).values(last_used_at=now)
-    )
+async def insert_session(
+    db: Queries,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    now: datetime,
+    expires_at: datetime,
+    user_agent: str | None,
+) -> StartedSession:
+    params = {
+        "id": session_id,
+        "user_id": user_id,
+        "now": now,
+        "expires_at": expires_at,
+        "user_agent": user_agent,
+    }
+    started = await db.record(_INSERT_SESSION, params, StartedSession)
+    assert started is not None  # noqa: S101 - an INSERT ... RETURNING returns its row
+    return started
 
 
-async def revoke_session(db: AsyncSession, *, session_id: uuid.UUID, now: datetime) -> None:
-    await db.execute(
-        update(UserSession)
-        .where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+async def touch_session(db: Queries, *, session_id: uuid.UUID, now: datetime) -> None:
+    await db.execute(_TOUCH_SESSION, {"session_id": session_id, "now": now})
+
+
+async def revoke_session(db: Queries, *, session_id: uuid.UUID, now: datetime) -> None:
+    await db.execute(_REVOKE_SESSION, {"session_id": session_id, "now": now})
 
 
 async def revoke_own_session(
-    db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+    db: Queries, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
 ) -> bool:
     """Revoke one of the user's active sessions; False when there is no such session of theirs."""
-    result = await db.execute(
-        update(UserSession)
-        .where(
-            UserSession.id == session_id,
-            UserSession.user_id == user_id,
-            UserSession.revoked_at.is_(None),
-            UserSession.expires_at > now,
-        )
-        .values(revoked_at=now)
-        .returning(UserSession.id)
-    )
-    return result.scalar_one_or_none() is not None
+    params = {"caller_id": user_id, "session_id": session_id, "now": now}
+    return await db.count(_REVOKE_OWN_SESSION, params) > 0
 
 
 async def revoke_other_sessions(
-    db: AsyncSession, *, user_id: uuid.UUID, keep: uuid.UUID, now: datetime
+    db: Queries, *, user_id: uuid.UUID, keep: uuid.UUID, now: datetime
+) -> None:
+    await db.execute(_REVOKE_OTHER_SESSIONS, {"caller_id": user_id, "keep": keep, "now": now})
+
+
+async def active_sessions(db: Queries, *, user_id: uuid.UUID, now: datetime) -> list[SessionRecord]:
+    return await db.records(_ACTIVE_SESSIONS, {"caller_id": user_id, "now": now}, SessionRecord)
+
+
+async def delete_sessions_ended_before(db: Queries, *, cutoff: datetime) -> int:
+    """Sessions that expired or were revoked before `cutoff`, with their refresh tokens (cascade)."""
+    return await db.count(_DELETE_ENDED_SESSIONS, {"cutoff": cutoff})
+
+
+_INSERT_REFRESH_TOKEN = insert(RefreshToken).values(
+    jti_hash=bindparam("jti_hash"), session_id=bindparam("session_id"), created_at=bindparam("now")
+)
+_SPEND_REFRESH_TOKEN = (
+    update(RefreshToken)
+    .where(RefreshToken.jti_hash == bindparam("token_hash"), RefreshToken.used_at.is_(None))
+    .values(used_at=bindparam("now"))
+    .returning(RefreshToken.session_id)
+)
+_REFRESH_TOKEN_ISSUED = select(RefreshToken.jti_hash).where(
+    RefreshToken.jti_hash == bindparam("jti_hash")
+)
+
+
+async def add_refresh_token(
+    db: Queries, *, session_id: uuid.UUID, jti_hash: str, now: datetime
 ) -> None:
     await db.execute(
-        update(UserSession)
-        .where(
-            UserSession.user_id == user_id, UserSession.id != keep, UserSession.revoked_at.is_(None)
-        )
-        .values(revoked_at=now)
+        _INSERT_REFRESH_TOKEN, {"session_id": session_id, "jti_hash": jti_hash, "now": now}
     )
 
 
-async def list_active_sessions(
-    db: AsyncSession, *, user_id: uuid.UUID, now: datetime
-) -> list[UserSession]:
-    result = await db.execute(
-        select(UserSession)
-        .where(
-            UserSession.user_id == user_id,
-            UserSession.revoked_at.is_(None),
-            UserSession.expires_at > now,
-        )
-        .order_by(UserSession.created_at.desc(), UserSession.id.desc())
+async def spend_refresh_token(db: Queries, *, jti_hash: str, now: datetime) -> uuid.UUID | None:
+    """Mark an unspent token spent in one statement; of concurrent callers only one gets its session."""
+    session_id: uuid.UUID | None = await db.scalar(
+        _SPEND_REFRESH_TOKEN, {"token_hash": jti_hash, "now": now}
     )
-    return list(result.scalars())
+    return session_id
 
 
-async def delete_sessions_ended_before(db: AsyncSession, *, cutoff: datetime) -> int:
-    """Sessions that expired or were revoked before `cutoff`, with their refresh tokens (cascade)."""
-    result = await db.execute(
-        delete(UserSession)
-        .where(or_(UserSession.expires_at < cutoff, UserSession.revoked_at < cutoff))
-        .returning(UserSession.id)
-    )
-    return len(result.all())
+async def refresh_token_was_issued(db: Queries, *, jti_hash: str) -> bool:
+    return await db.scalar(_REFRESH_TOKEN_ISSUED, {"jti_hash": jti_hash}) is not None

@@ -14,14 +14,18 @@ from taskhub.auth.schemas import (
     LoginJSON,
     RefreshRequest,
     SessionList,
-    SessionRead,
     TokenPair,
+    UserRead,
     UserRegister,
+    render_account,
+    render_session,
+    render_tokens,
 )
-from taskhub.dependencies import ClientIP, DbSession, RateLimiterDep, SettingsDep
+from taskhub.auth.service import IssuedTokens
 from taskhub.errors import BadRequest, ValidationFailed
-from taskhub.openapi import error_responses
-from taskhub.users.schemas import UserRead
+from taskhub.http.dependencies import ClientIP, Db, RateLimiterDep, SettingsDep
+from taskhub.http.openapi import error_responses
+from taskhub.http.responses import json_response
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["auth"])
@@ -58,13 +62,13 @@ LOGIN_BODY: dict[str, Any] = {
 )
 async def register_user(
     body: UserRegister,
-    db: DbSession,
+    db: Db,
     settings: SettingsDep,
     limiter: RateLimiterDep,
     client_ip: ClientIP,
 ) -> Any:
     """Create an account. No token is issued here: log in next."""
-    return await auth_service.register(
+    account = await auth_service.register(
         db,
         settings=settings,
         limiter=limiter,
@@ -72,6 +76,7 @@ async def register_user(
         username=body.username,
         password=body.password,
     )
+    return json_response(render_account(account), status_code=status.HTTP_201_CREATED)
 
 
 @public_router.post(
@@ -82,14 +87,14 @@ async def register_user(
 )
 async def login(
     request: Request,
-    db: DbSession,
+    db: Db,
     settings: SettingsDep,
     limiter: RateLimiterDep,
     client_ip: ClientIP,
 ) -> Any:
     """OAuth2 password grant (form) or the same fields as JSON; returns an access + refresh pair."""
     credentials = await _login_credentials(request)
-    return await auth_service.login(
+    issued = await auth_service.login(
         db,
         settings=settings,
         limiter=limiter,
@@ -97,6 +102,13 @@ async def login(
         username=credentials.username,
         password=credentials.password,
         user_agent=request.headers.get("user-agent"),
+    )
+    return _tokens_response(issued)
+
+
+def _tokens_response(issued: IssuedTokens) -> Response:
+    return json_response(
+        render_tokens(issued.access_token, issued.refresh_token, issued.expires_in)
     )
 
 
@@ -122,34 +134,26 @@ async def _login_credentials(request: Request) -> LoginJSON:
 
 
 @public_router.post("/refresh", response_model=TokenPair, responses=error_responses(401, 415, 422))
-async def refresh_tokens(body: RefreshRequest, db: DbSession, settings: SettingsDep) -> Any:
+async def refresh_tokens(body: RefreshRequest, db: Db, settings: SettingsDep) -> Any:
     """Spend a refresh token for a new pair in the same session. A spent token revokes the session."""
-    return await auth_service.refresh(db, settings=settings, refresh_token=body.refresh_token)
+    issued = await auth_service.refresh(db, settings=settings, refresh_token=body.refresh_token)
+    return _tokens_response(issued)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
-async def logout(principal: CurrentPrincipal, db: DbSession) -> Response:
+async def logout(principal: CurrentPrincipal, db: Db) -> Response:
     """End the caller's session: its access and refresh tokens stop working at once."""
     await auth_service.logout(db, session_id=principal.session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/users/me/sessions", response_model=SessionList, responses=error_responses(401))
-async def list_sessions(principal: CurrentPrincipal, db: DbSession) -> Any:
+async def list_sessions(principal: CurrentPrincipal, db: Db) -> Any:
     """The caller's active sessions, newest first."""
     sessions = await auth_service.list_sessions(db, user_id=principal.user_id)
-    items = [
-        SessionRead(
-            id=s.id,
-            created_at=s.created_at,
-            last_used_at=s.last_used_at,
-            expires_at=s.expires_at,
-            current=s.id == principal.session_id,
-            user_agent=s.user_agent,
-        )
-        for s in sessions
-    ]
-    return SessionList(items=items)
+    return json_response(
+        {"items": [render_session(s, current=principal.session_id) for s in sessions]}
+    )
 
 
 @router.delete(
@@ -157,9 +161,7 @@ async def list_sessions(principal: CurrentPrincipal, db: DbSession) -> Any:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 404, 422),
 )
-async def revoke_session(
-    session_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession
-) -> Response:
+async def revoke_session(session_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
     """End one of the caller's sessions; another user's is 404."""
     await auth_service.revoke_session(db, user_id=principal.user_id, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

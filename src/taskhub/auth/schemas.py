@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
+from taskhub.auth.repository import Account, SessionRecord
 from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
-from taskhub.users.schemas import USERNAME_PATTERN
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
 
 class UserRegister(InputModel):
@@ -48,3 +50,35 @@ class SessionRead(OutputModel):
 
 class SessionList(OutputModel):
     items: list[SessionRead]
+
+
+class UserRead(OutputModel):
+    id: uuid.UUID
+    username: str
+    created_at: UTCTimestamp
+
+
+# The renderers: each resource's JSON, written once, for every route that returns it. Their
+# output is checked against the models above by the test client on every response (tests/).
+def render_account(account: Account) -> dict[str, Any]:
+    return {"id": account.id, "username": account.username, "created_at": account.created_at}
+
+
+def render_session(session: SessionRecord, *, current: uuid.UUID) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "created_at": session.created_at,
+        "last_used_at": session.last_used_at,
+        "expires_at": session.expires_at,
+        "current": session.id == current,
+        "user_agent": session.user_agent,
+    }
+
+
+def render_tokens(access_token: str, refresh_token: str, expires_in: int) -> dict[str, Any]:
+    return {
+        "access_token": access_token,
+        "refresh_token": refresh_token,
+        "token_type": "bearer",
+        "expires_in": expires_in,
+    }

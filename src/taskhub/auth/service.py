@@ -7,19 +7,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from taskhub.auth import repository as auth_repository
-from taskhub.auth.models import UserSession
 from taskhub.auth.password_rules import check_new_password
+from taskhub.auth.repository import Account, Credentials, SessionRecord
+from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
-from taskhub.db import utcnow
+from taskhub.db.runner import Database, Queries
 from taskhub.errors import Conflict, NotFound, Unauthorized
 from taskhub.ratelimit import RateLimiter
 from taskhub.security import passwords
 from taskhub.security.tokens import InvalidToken, TokenCodec, fingerprint
-from taskhub.users import repository as user_repository
-from taskhub.users.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +46,14 @@ def normalise_username(username: str) -> str:
 
 
 async def register(
-    db: AsyncSession,
+    db: Database,
     *,
     settings: Settings,
     limiter: RateLimiter,
     client_ip: str,
     username: str,
     password: str,
-) -> User:
+) -> Account:
     """Create an account; 409 if the name is taken. No token is issued here."""
     username = normalise_username(username)
     check_new_password(
@@ -64,15 +61,17 @@ async def register(
     )
     await limiter.hit_register(ip=client_ip)
     password_hash = await passwords.hash_password(password, rounds=settings.bcrypt_rounds)
-    user = User(username=username, password_hash=password_hash, created_at=utcnow())
-    if not await user_repository.add(db, user=user):
+    account = await auth_repository.insert_user(
+        db, user_id=new_id(), username=username, password_hash=password_hash, now=utcnow()
+    )
+    if account is None:
         raise Conflict("That username is already taken")
-    logger.info("user registered", extra={"user_id": str(user.id)})
-    return user
+    logger.info("user registered", extra={"user_id": str(account.id)})
+    return account
 
 
 async def login(
-    db: AsyncSession,
+    db: Database,
     *,
     settings: Settings,
     limiter: RateLimiter,
@@ -85,32 +84,52 @@ async def login(
     and both count towards the failed-login limits; while limited, even the right password is 429.
     """
     await limiter.begin_login_attempt(username=username, ip=client_ip)
-    user = await _user_with_password(db, settings=settings, username=username, password=password)
-    if user is None:
+    account = await _account_with_password(
+        db, settings=settings, username=username, password=password
+    )
+    if account is None:
         await limiter.login_failed(ip=client_ip)
         raise Unauthorized(BAD_CREDENTIALS)
     await limiter.login_succeeded(username=username, ip=client_ip)
     now = utcnow()
-    user_session = await auth_repository.create_session(
-        db,
-        user_id=user.id,
-        now=now,
-        expires_at=now + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
-        user_agent=_stored_user_agent(user_agent),
-    )
-    return await _issue_tokens(db, settings=settings, user=user, user_session=user_session, now=now)
+    # The password was checked before: no connection is held while bcrypt runs.
+    async with db.transaction() as tx:
+        started = await auth_repository.insert_session(
+            tx,
+            user_id=account.id,
+            session_id=new_id(),
+            now=now,
+            expires_at=now + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
+            user_agent=_stored_user_agent(user_agent),
+        )
+        return await _issue_tokens(
+            tx,
+            settings=settings,
+            username=account.username,
+            session_id=started.id,
+            session_expires_at=started.expires_at,
+            now=now,
+        )
 
 
-async def _user_with_password(
-    db: AsyncSession, *, settings: Settings, username: str, password: str
-) -> User | None:
-    user = await user_repository.get_by_username(db, username=normalise_username(username))
-    if user is None:
+async def check_password(
+    db: Queries, *, settings: Settings, username: str, password: str
+) -> Credentials | None:
+    """The account if the password is its own; None for a wrong password or an unknown user,
+    which costs the same bcrypt time."""
+    return await _account_with_password(db, settings=settings, username=username, password=password)
+
+
+async def _account_with_password(
+    db: Queries, *, settings: Settings, username: str, password: str
+) -> Credentials | None:
+    account = await auth_repository.find_credentials(db, username=normalise_username(username))
+    if account is None:
         await passwords.verify_against_dummy(password, rounds=settings.bcrypt_rounds)
         return None
-    if not await passwords.verify_password(password, user.password_hash):
+    if not await passwords.verify_password(password, account.password_hash):
         return None
-    return user
+    return account
 
 
 def _stored_user_agent(user_agent: str | None) -> str | None:
@@ -119,7 +138,7 @@ def _stored_user_agent(user_agent: str | None) -> str | None:
     return cleaned or None
 
 
-async def refresh(db: AsyncSession, *, settings: Settings, refresh_token: str) -> IssuedTokens:
+async def refresh(db: Database, *, settings: Settings, refresh_token: str) -> IssuedTokens:
     """Rotate: spend the presented refresh token and issue a new pair in the same session.
 
     A token that was already spent is taken as stolen and its whole session is revoked.
@@ -131,22 +150,30 @@ async def refresh(db: AsyncSession, *, settings: Settings, refresh_token: str) -
         raise Unauthorized(BAD_REFRESH_TOKEN, invalid_token=True) from None
     now = utcnow()
     jti_hash = fingerprint(claims.jti)
-    session_id = await auth_repository.spend_refresh_token(db, jti_hash=jti_hash, now=now)
-    if session_id is None:
-        await _treat_as_reuse(db, jti_hash=jti_hash, session_id=claims.session_id, now=now)
-        raise Unauthorized(BAD_REFRESH_TOKEN, invalid_token=True)
-    live = await auth_repository.active_session_user(
-        db, session_id=session_id, username=claims.subject, now=now
-    )
-    if live is None or session_id != claims.session_id:
-        raise Unauthorized(BAD_REFRESH_TOKEN, invalid_token=True)
-    user, user_session = live
-    await auth_repository.touch_session(db, session_id=session_id, now=now)
-    return await _issue_tokens(db, settings=settings, user=user, user_session=user_session, now=now)
+    async with db.transaction() as tx:
+        session_id = await auth_repository.spend_refresh_token(tx, jti_hash=jti_hash, now=now)
+        if session_id is not None:
+            live = await auth_repository.live_session(
+                tx, session_id=session_id, username=claims.subject, now=now
+            )
+            if live is None or session_id != claims.session_id:
+                raise Unauthorized(BAD_REFRESH_TOKEN, invalid_token=True)
+            await auth_repository.touch_session(tx, session_id=session_id, now=now)
+            return await _issue_tokens(
+                tx,
+                settings=settings,
+                username=live.username,
+                session_id=session_id,
+                session_expires_at=live.session_expires_at,
+                now=now,
+            )
+    # Outside the transaction: the request ends in a 401, and the revocation must stand.
+    await _treat_as_reuse(db, jti_hash=jti_hash, session_id=claims.session_id, now=now)
+    raise Unauthorized(BAD_REFRESH_TOKEN, invalid_token=True)
 
 
 async def _treat_as_reuse(
-    db: AsyncSession, *, jti_hash: str, session_id: uuid.UUID, now: datetime
+    db: Queries, *, jti_hash: str, session_id: uuid.UUID, now: datetime
 ) -> None:
     if not await auth_repository.refresh_token_was_issued(db, jti_hash=jti_hash):
         return
@@ -154,33 +181,35 @@ async def _treat_as_reuse(
         "refresh token reuse detected; session revoked", extra={"session_id": str(session_id)}
     )
     await auth_repository.revoke_session(db, session_id=session_id, now=now)
-    # The request ends in a 401, which rolls back; the revocation must survive it.
-    await db.commit()
 
 
 async def _issue_tokens(
-    db: AsyncSession, *, settings: Settings, user: User, user_session: UserSession, now: datetime
+    tx: Queries,
+    *,
+    settings: Settings,
+    username: str,
+    session_id: uuid.UUID,
+    session_expires_at: datetime,
+    now: datetime,
 ) -> IssuedTokens:
     codec = token_codec(settings)
-    access_expires = min(
-        now + timedelta(seconds=settings.ACCESS_TOKEN_TTL), user_session.expires_at
-    )
+    access_expires = min(now + timedelta(seconds=settings.ACCESS_TOKEN_TTL), session_expires_at)
     access_token, _ = codec.encode(
         token_type="access",
-        subject=user.username,
-        session_id=user_session.id,
+        subject=username,
+        session_id=session_id,
         issued_at=now,
         expires_at=access_expires,
     )
     refresh_token, jti = codec.encode(
         token_type="refresh",
-        subject=user.username,
-        session_id=user_session.id,
+        subject=username,
+        session_id=session_id,
         issued_at=now,
-        expires_at=user_session.expires_at,
+        expires_at=session_expires_at,
     )
     await auth_repository.add_refresh_token(
-        db, session_id=user_session.id, jti_hash=fingerprint(jti), now=now
+        tx, session_id=session_id, jti_hash=fingerprint(jti), now=now
     )
     return IssuedTokens(
         access_token=access_token,
@@ -189,15 +218,15 @@ async def _issue_tokens(
     )
 
 
-async def logout(db: AsyncSession, *, session_id: uuid.UUID) -> None:
+async def logout(db: Queries, *, session_id: uuid.UUID) -> None:
     await auth_repository.revoke_session(db, session_id=session_id, now=utcnow())
 
 
-async def list_sessions(db: AsyncSession, *, user_id: uuid.UUID) -> list[UserSession]:
-    return await auth_repository.list_active_sessions(db, user_id=user_id, now=utcnow())
+async def list_sessions(db: Queries, *, user_id: uuid.UUID) -> list[SessionRecord]:
+    return await auth_repository.active_sessions(db, user_id=user_id, now=utcnow())
 
 
-async def revoke_session(db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+async def revoke_session(db: Queries, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
     """End one of the caller's sessions; someone else's is simply not found."""
     if not await auth_repository.revoke_own_session(
         db, user_id=user_id, session_id=session_id, now=utcnow()
@@ -205,11 +234,24 @@ async def revoke_session(db: AsyncSession, *, user_id: uuid.UUID, session_id: uu
         raise NotFound("Session not found")
 
 
+async def revoke_other_sessions(db: Queries, *, user_id: uuid.UUID, keep: uuid.UUID) -> None:
+    await auth_repository.revoke_other_sessions(db, user_id=user_id, keep=keep, now=utcnow())
+
+
+async def set_password(db: Queries, *, user_id: uuid.UUID, password_hash: str) -> None:
+    await auth_repository.set_password_hash(db, user_id=user_id, password_hash=password_hash)
+
+
+async def delete_account(db: Queries, *, user_id: uuid.UUID) -> None:
+    """Delete the user and, by cascade, everything they own; their tokens die with the sessions."""
+    await auth_repository.delete_user(db, user_id=user_id)
+
+
 # Ended sessions stay listed in the table for a day (for support and audit), then go.
 ENDED_SESSION_RETENTION = timedelta(days=1)
 
 
-async def purge_ended_sessions(db: AsyncSession, *, now: datetime) -> int:
+async def purge_ended_sessions(db: Queries, *, now: datetime) -> int:
     return await auth_repository.delete_sessions_ended_before(
         db, cutoff=now - ENDED_SESSION_RETENTION
     )

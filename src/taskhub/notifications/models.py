@@ -6,7 +6,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from taskhub.db import Base, UTCDateTime, new_id, utcnow
+from taskhub.clock import new_id, utcnow
+from taskhub.db.schema import Base, UTCDateTime
 
 TASK_DUE = "task_due"
 

@@ -1,19 +1,31 @@
-"""Every query about notifications, and the reminder scan's reads and writes."""
+"""Every query about notifications, and the reminder scan's reads and writes. A user reaches
+notifications only through `_OWNED`: another user's is simply not found."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, exists, literal, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 
+from taskhub import pagination
+from taskhub.db.runner import IntegrityViolation, Queries, selecting
 from taskhub.notifications.models import Notification
+from taskhub.pagination import Position
 from taskhub.tasks.models import PENDING_WITH_DUE_DATE, Task
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    id: uuid.UUID
+    task_id: uuid.UUID | None
+    kind: str
+    message: str
+    created_at: datetime
+    read_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,120 +36,139 @@ class DueTask:
     due_at: datetime
 
 
-def _owned(user_id: uuid.UUID) -> ColumnElement[bool]:
-    return Notification.user_id == user_id
+_NOTIFICATION = selecting(
+    NotificationRecord,
+    Notification.id,
+    Notification.task_id,
+    Notification.kind,
+    Notification.message,
+    Notification.created_at,
+    Notification.read_at,
+)
+_OWNER_SCOPE = Notification.user_id == bindparam("caller_id")
+_OWNED = select(*_NOTIFICATION).where(_OWNER_SCOPE)
+# Newest first: a walk of the (user_id, created_at, id) index backwards.
+_NEWEST_FIRST = (Notification.created_at, Notification.id)
+
+
+def _page_statement(*, unread_only: bool, after: bool) -> Any:
+    query = _OWNED
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    if after:
+        query = query.where(pagination.beyond(_NEWEST_FIRST, descending=True))
+    order = pagination.directed(_NEWEST_FIRST, descending=True)
+    return query.order_by(*order).limit(bindparam("limit"))
+
+
+_PAGES = {
+    (unread_only, after): _page_statement(unread_only=unread_only, after=after)
+    for unread_only in (False, True)
+    for after in (False, True)
+}
+# Reading it again keeps the first time: one statement, whatever the notification's state.
+_MARK_READ = (
+    update(Notification)
+    .where(_OWNER_SCOPE, Notification.id == bindparam("notification_id"))
+    .values(
+        read_at=func.coalesce(
+            Notification.read_at, bindparam("now", type_=Notification.read_at.type)
+        )
+    )
+    .returning(*_NOTIFICATION)
+)
 
 
 async def list_owned(
-    db: AsyncSession,
+    db: Queries,
     *,
     user_id: uuid.UUID,
     unread_only: bool,
-    after: tuple[datetime, uuid.UUID] | None,
+    after: Position | None,
     limit: int,
-) -> list[Notification]:
+) -> list[NotificationRecord]:
     """Newest first, keyset by (created_at, id)."""
-    query = select(Notification).where(_owned(user_id))
-    if unread_only:
-        query = query.where(Notification.read_at.is_(None))
+    params: dict[str, Any] = {"caller_id": user_id, "limit": limit}
     if after is not None:
-        created_at, last_id = after
-        query = query.where(
-            tuple_(Notification.created_at, Notification.id)
-            < tuple_(
-                literal(created_at, type_=Notification.created_at.type),
-                literal(last_id, type_=Notification.id.type),
-            )
-        )
-    query = query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
-    return list((await db.execute(query)).scalars())
+        params.update(after_key=after.key, after_id=after.last_id)
+    statement = _PAGES[unread_only, after is not None]
+    return await db.records(statement, params, NotificationRecord)
 
 
 async def mark_read(
-    db: AsyncSession, *, user_id: uuid.UUID, notification_id: uuid.UUID, now: datetime
-) -> Notification | None:
-    """Set read_at once; reading it again keeps the first time. None if it is not the user's."""
-    await db.execute(
-        update(Notification)
-        .where(_owned(user_id), Notification.id == notification_id, Notification.read_at.is_(None))
-        .values(read_at=now)
+    db: Queries, *, user_id: uuid.UUID, notification_id: uuid.UUID, now: datetime
+) -> NotificationRecord | None:
+    """Set read_at once; None if it is not the user's."""
+    params = {"caller_id": user_id, "notification_id": notification_id, "now": now}
+    return await db.record(_MARK_READ, params, NotificationRecord)
+
+
+_REMINDED = exists().where(Notification.task_id == Task.id, Notification.task_due_at == Task.due_at)
+_DUE_TASKS = select(*selecting(DueTask, Task.id, Task.owner_id, Task.title, Task.due_at)).where(
+    # The partial index's own predicate, as SQL text: `status != :param` would keep
+    # PostgreSQL from using that index in a generic (cached) plan of a prepared statement.
+    PENDING_WITH_DUE_DATE,
+    Task.due_at >= bindparam("window_start", type_=Task.due_at.type),
+    Task.due_at <= bindparam("window_end", type_=Task.due_at.type),
+    ~_REMINDED,
+)
+_DUE_TASKS_FIRST = _DUE_TASKS.order_by(Task.due_at, Task.id).limit(bindparam("limit"))
+_DUE_TASKS_AFTER = (
+    _DUE_TASKS.where(pagination.beyond((Task.due_at, Task.id), descending=False))
+    .order_by(Task.due_at, Task.id)
+    .limit(bindparam("limit"))
+)
+# The rows are the parameters of one cached statement, sent as one batch; a reminder that
+# exists already is skipped by the unique (task_id, task_due_at) constraint.
+_INSERT_REMINDER = (
+    upsert(Notification)
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("id", "user_id", "task_id", "task_due_at", "kind", "message", "created_at")
+        }
     )
-    result = await db.execute(
-        select(Notification)
-        .where(_owned(user_id), Notification.id == notification_id)
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    .on_conflict_do_nothing(index_elements=[Notification.task_id, Notification.task_due_at])
+    .returning(Notification.id)
+)
 
 
 async def due_tasks_batch(
-    db: AsyncSession,
+    db: Queries,
     *,
     window_start: datetime,
     window_end: datetime,
-    after: tuple[datetime, uuid.UUID] | None,
+    after: Position | None,
     limit: int,
 ) -> list[DueTask]:
     """Pending tasks due in [window_start, window_end] with no reminder for their current due_at,
     in (due_at, id) order, served by the partial index on pending tasks' due dates."""
-    reminded = exists().where(
-        Notification.task_id == Task.id, Notification.task_due_at == Task.due_at
-    )
-    query = select(Task.id, Task.owner_id, Task.title, Task.due_at).where(
-        # The partial index's own predicate, as SQL text: `status != :param` would keep
-        # PostgreSQL from using that index in a generic (cached) plan of a prepared statement.
-        PENDING_WITH_DUE_DATE,
-        Task.due_at >= window_start,
-        Task.due_at <= window_end,
-        ~reminded,
-    )
-    if after is not None:
-        due_at, last_id = after
-        query = query.where(
-            tuple_(Task.due_at, Task.id)
-            > tuple_(literal(due_at, type_=Task.due_at.type), literal(last_id, type_=Task.id.type))
-        )
-    rows = (await db.execute(query.order_by(Task.due_at, Task.id).limit(limit))).all()
-    # due_at IS NOT NULL is part of the WHERE clause.
-    return [
-        DueTask(id=r.id, owner_id=r.owner_id, title=r.title, due_at=cast(datetime, r.due_at))
-        for r in rows
-    ]
+    params: dict[str, Any] = {
+        "window_start": window_start,
+        "window_end": window_end,
+        "limit": limit,
+    }
+    if after is None:
+        return await db.records(_DUE_TASKS_FIRST, params, DueTask)
+    params.update(after_key=after.key, after_id=after.last_id)
+    return await db.records(_DUE_TASKS_AFTER, params, DueTask)
 
 
-async def insert_reminders(db: AsyncSession, rows: list[dict[str, Any]]) -> int:
+async def insert_reminders(db: Queries, rows: list[dict[str, Any]]) -> int:
     """Insert reminders, skipping any that already exist; returns how many were new.
 
     A task deleted since it was read makes its row fail the foreign key; then the batch is
-    retried row by row so that one vanished task does not cost the others their reminder.
+    retried row by row, each on its own, so that one vanished task does not cost the others
+    their reminder.
     """
-    if not rows:
-        return 0
     try:
-        async with db.begin_nested():
-            return await _insert_ignoring_duplicates(db, rows)
-    except IntegrityError:
+        return await db.count_many(_INSERT_REMINDER, rows)
+    except IntegrityViolation:
         pass
     created = 0
     for row in rows:
         try:
-            async with db.begin_nested():
-                created += await _insert_ignoring_duplicates(db, [row])
-        except IntegrityError:
+            created += await db.count_many(_INSERT_REMINDER, [row])
+        except IntegrityViolation:
             continue
     return created
-
-
-async def _insert_ignoring_duplicates(db: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # One cached statement with the rows as parameters (SQLAlchemy's "insertmanyvalues" sends
-    # them as one multi-row INSERT). `.values(rows)` would compile a new statement with a bind
-    # per cell for every batch, which took most of a scan's time. Core table: no ORM bulk path.
-    statement = (
-        insert(cast(Table, Notification.__table__))
-        .on_conflict_do_nothing(index_elements=["task_id", "task_due_at"])
-        .returning(Notification.__table__.c.id)
-    )
-    result = await db.execute(statement, rows)
-    return len(result.all())

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
+from taskhub.notifications.repository import NotificationRecord
 from taskhub.schemas import OutputModel, UTCTimestamp
 
 
@@ -18,3 +19,15 @@ class NotificationRead(OutputModel):
 class NotificationPage(OutputModel):
     items: list[NotificationRead]
     next_cursor: str | None
+
+
+def render_notification(notification: NotificationRecord) -> dict[str, Any]:
+    """NotificationRead's JSON, for every route that returns a notification."""
+    return {
+        "id": notification.id,
+        "task_id": notification.task_id,
+        "kind": notification.kind,
+        "message": notification.message,
+        "created_at": notification.created_at,
+        "read_at": notification.read_at,
+    }

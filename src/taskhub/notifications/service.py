@@ -4,33 +4,27 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from taskhub.db import new_id, utcnow
+from taskhub import pagination
+from taskhub.clock import new_id, utcnow
+from taskhub.db.runner import Queries
 from taskhub.errors import NotFound
 from taskhub.notifications import repository as notification_repository
-from taskhub.notifications.models import TASK_DUE, Notification
-from taskhub.notifications.repository import DueTask
-from taskhub.pagination import KeysetCursors, invalid_cursor, listing_scope
+from taskhub.notifications.models import TASK_DUE
+from taskhub.notifications.repository import DueTask, NotificationRecord
+from taskhub.pagination import KeysetCursors, Page, Position
 
 logger = logging.getLogger(__name__)
 
 SCAN_BATCH_SIZE = 500
 NOTIFICATION_NOT_FOUND = "Notification not found"
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationPageResult:
-    items: list[Notification]
-    next_cursor: str | None
+_CREATED_AT_KEY = pagination.timestamp_key()
 
 
 async def scan_due_reminders(
-    sessions: async_sessionmaker[AsyncSession],
+    db: Queries,
     *,
     lead_time_seconds: int,
     now: datetime | None = None,
@@ -44,20 +38,18 @@ async def scan_due_reminders(
     """
     now = now or utcnow()
     lead = timedelta(seconds=lead_time_seconds)
-    after: tuple[datetime, uuid.UUID] | None = None
+    after: Position | None = None
     created = 0
     while True:
-        async with sessions() as db:
-            batch = await notification_repository.due_tasks_batch(
-                db, window_start=now - lead, window_end=now + lead, after=after, limit=batch_size
-            )
-            created += await notification_repository.insert_reminders(
-                db, [_reminder_row(task, now) for task in batch]
-            )
-            await db.commit()
+        batch = await notification_repository.due_tasks_batch(
+            db, window_start=now - lead, window_end=now + lead, after=after, limit=batch_size
+        )
+        created += await notification_repository.insert_reminders(
+            db, [_reminder_row(task, now) for task in batch]
+        )
         if len(batch) < batch_size:
             break
-        after = (batch[-1].due_at, batch[-1].id)
+        after = Position(key=batch[-1].due_at, last_id=batch[-1].id)
     if created:
         logger.info("reminders created", extra={"count": created})
     return created
@@ -76,41 +68,33 @@ def _reminder_row(task: DueTask, now: datetime) -> dict[str, Any]:
 
 
 async def list_notifications(
-    db: AsyncSession,
+    db: Queries,
     *,
     user_id: uuid.UUID,
     unread_only: bool,
     limit: int,
     cursor: str | None,
     cursors: KeysetCursors,
-) -> NotificationPageResult:
+) -> Page[NotificationRecord]:
     """Newest first, one keyset page at a time."""
-    scope = listing_scope({"user": str(user_id), "unread": unread_only})
-    after = _decode_position(cursors, cursor, scope) if cursor is not None else None
+    scope = pagination.listing_scope({"user": str(user_id), "unread": unread_only})
+    after = None
+    if cursor is not None:
+        after = cursors.decode(cursor, scope=scope, parse_key=_CREATED_AT_KEY)
     rows = await notification_repository.list_owned(
         db, user_id=user_id, unread_only=unread_only, after=after, limit=limit + 1
     )
-    items = rows[:limit]
-    if len(rows) <= limit:
-        return NotificationPageResult(items=items, next_cursor=None)
-    last = items[-1]
-    next_cursor = cursors.encode(key=last.created_at.isoformat(), last_id=last.id, scope=scope)
-    return NotificationPageResult(items=items, next_cursor=next_cursor)
-
-
-def _decode_position(cursors: KeysetCursors, cursor: str, scope: str) -> tuple[datetime, uuid.UUID]:
-    key, last_id = cursors.decode(cursor, scope=scope)
-    if not isinstance(key, str):
-        raise invalid_cursor()
-    try:
-        return datetime.fromisoformat(key), last_id
-    except ValueError:
-        raise invalid_cursor() from None
+    return cursors.page(
+        rows,
+        limit=limit,
+        scope=scope,
+        position_of=lambda row: Position(key=row.created_at, last_id=row.id),
+    )
 
 
 async def mark_read(
-    db: AsyncSession, *, user_id: uuid.UUID, notification_id: uuid.UUID
-) -> Notification:
+    db: Queries, *, user_id: uuid.UUID, notification_id: uuid.UUID
+) -> NotificationRecord:
     """Idempotent: the first read time stays. Another user's notification is not found."""
     notification = await notification_repository.mark_read(
         db, user_id=user_id, notification_id=notification_id, now=utcnow()

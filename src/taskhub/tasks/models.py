@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from taskhub.db import Base, UTCDateTime, new_id, utcnow
+from taskhub.clock import new_id, utcnow
+from taskhub.db.schema import Base, UTCDateTime
 
 
 class TaskStatus(enum.StrEnum):

@@ -11,14 +11,13 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from taskhub.auth.dependencies import CurrentPrincipal
-from taskhub.db import Database
-from taskhub.dependencies import DbSession, SettingsDep, Statements
 from taskhub.errors import ValidationFailed
-from taskhub.openapi import error_responses
-from taskhub.responses import json_response
+from taskhub.http.dependencies import Db, SettingsDep
+from taskhub.http.openapi import error_responses
+from taskhub.http.responses import json_response
+from taskhub.pagination import KeysetCursors
 from taskhub.schemas import NoNulStr
 from taskhub.tasks import service as task_service
-from taskhub.tasks.cursor import CursorCodec
 from taskhub.tasks.models import SEARCH_SEPARATOR, TaskStatus
 from taskhub.tasks.repository import TaskFilters
 from taskhub.tasks.schemas import (
@@ -30,6 +29,7 @@ from taskhub.tasks.schemas import (
     TaskUpdate,
     Timestamp,
     priority_rank,
+    render_task,
 )
 
 IdempotencyKey = Annotated[
@@ -71,13 +71,13 @@ def _search_term(q: str | None) -> str | None:
     return q.casefold()
 
 
-async def cursor_codec(settings: SettingsDep) -> CursorCodec:
-    return _cursor_codec(settings.JWT_SECRET.get_secret_value())
+async def task_cursors(settings: SettingsDep) -> KeysetCursors:
+    return _task_cursors(settings.JWT_SECRET.get_secret_value())
 
 
 @lru_cache(maxsize=4)
-def _cursor_codec(secret: str) -> CursorCodec:
-    return CursorCodec(secret)
+def _task_cursors(secret: str) -> KeysetCursors:
+    return KeysetCursors(secret, purpose="task")
 
 
 @router.post(
@@ -89,24 +89,21 @@ def _cursor_codec(secret: str) -> CursorCodec:
 async def create_task(
     body: TaskCreate,
     principal: CurrentPrincipal,
-    statements: Statements,
+    db: Db,
     request: Request,
     idempotency_key: IdempotencyKey = None,
-) -> Any:
+) -> Response:
     """Create a task owned by the caller. With `Idempotency-Key`, a retry replays the first 201."""
     if idempotency_key is None:
-        row = await task_service.create_task(statements, owner_id=principal.user_id, data=body)
-        return _created_response(task_service.task_body(row), row[0])
-    database: Database = request.app.state.database
-    # Only a keyed create needs a transaction; it commits before the 201 is sent.
-    async with database.transaction() as db:
-        created = await task_service.create_task_once(
-            db,
-            owner_id=principal.user_id,
-            key=idempotency_key,
-            request_hash=_body_hash(await request.json()),
-            data=body,
-        )
+        task = await task_service.create_task(db, owner_id=principal.user_id, data=body)
+        return _created_response(render_task(task), task.id)
+    created = await task_service.create_task_once(
+        db,
+        owner_id=principal.user_id,
+        key=idempotency_key,
+        request_hash=_body_hash(await request.json()),
+        data=body,
+    )
     return _created_response(created.body, created.task_id)
 
 
@@ -122,16 +119,16 @@ def _created_response(body: dict[str, Any], task_id: uuid.UUID) -> Response:
 @router.get("", response_model=TaskPage, responses=error_responses(401, 422))
 async def list_tasks(
     principal: CurrentPrincipal,
-    statements: Statements,
+    db: Db,
     filters: Annotated[TaskFilters, Depends(task_filters)],
-    cursors: Annotated[CursorCodec, Depends(cursor_codec)],
+    cursors: Annotated[KeysetCursors, Depends(task_cursors)],
     sort: SortKey = "-created_at",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
-) -> Any:
+) -> Response:
     """The caller's tasks, filtered and sorted, one keyset page at a time."""
     page = await task_service.list_tasks(
-        statements,
+        db,
         owner_id=principal.user_id,
         filters=filters,
         sort=sort,
@@ -139,33 +136,32 @@ async def list_tasks(
         cursor=cursor,
         cursors=cursors,
     )
-    items = [task_service.task_body(row) for row in page.items]
+    items = [render_task(task) for task in page.items]
     return json_response({"items": items, "next_cursor": page.next_cursor})
 
 
 @router.get("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 422))
-async def get_task(
-    task_id: uuid.UUID, principal: CurrentPrincipal, statements: Statements
-) -> Response:
+async def get_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
     """One of the caller's tasks; anyone else's is 404."""
-    row = await task_service.get_task(statements, owner_id=principal.user_id, task_id=task_id)
-    return json_response(task_service.task_body(row))
+    task = await task_service.get_task(db, owner_id=principal.user_id, task_id=task_id)
+    return json_response(render_task(task))
 
 
 @router.patch("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 415, 422))
 async def update_task(
-    task_id: uuid.UUID, body: TaskUpdate, principal: CurrentPrincipal, db: DbSession
-) -> Any:
-    """Change some fields of one of the caller's tasks."""
-    return await task_service.update_task(
+    task_id: uuid.UUID, body: TaskUpdate, principal: CurrentPrincipal, db: Db
+) -> Response:
+    """Change some fields of one of the caller's tasks; the PATCH applies whole or not at all."""
+    task = await task_service.update_task(
         db, owner_id=principal.user_id, task_id=task_id, changes=body
     )
+    return json_response(render_task(task))
 
 
 @router.delete(
     "/{task_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 404, 422)
 )
-async def delete_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> Response:
+async def delete_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
     """Delete one of the caller's tasks."""
     await task_service.delete_task(db, owner_id=principal.user_id, task_id=task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

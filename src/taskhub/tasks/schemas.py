@@ -17,6 +17,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
 from taskhub.tasks.models import TaskPriority, TaskStatus
+from taskhub.tasks.repository import TaskRecord
 
 PriorityName = Literal["low", "medium", "high"]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -114,3 +115,22 @@ class TaskRead(OutputModel):
 class TaskPage(OutputModel):
     items: list[TaskRead]
     next_cursor: str | None
+
+
+_PRIORITY_NAMES = {rank.value: rank.name.lower() for rank in TaskPriority}
+
+
+def render_task(task: TaskRecord) -> dict[str, Any]:
+    """TaskRead's JSON, for every route that returns a task. The test client checks each
+    response against TaskRead (tests/conftest.py)."""
+    return {
+        "id": task.id,
+        "title": task.title,
+        "description": task.description,
+        "status": task.status,
+        "priority": _PRIORITY_NAMES[task.priority],
+        "due_at": task.due_at,
+        "completed_at": task.completed_at,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+    }

@@ -1,4 +1,5 @@
-"""Task rules: creation, partial update with completion tracking, owner-scoped reads, pages."""
+"""Task rules: creation (idempotent with a key), whole-PATCH updates with completion tracking,
+owner-scoped reads and keyset pages."""
 
 from __future__ import annotations
 
@@ -8,47 +9,32 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskhub.db import new_id, utcnow
+from taskhub import pagination
+from taskhub.clock import new_id, utcnow
+from taskhub.db.runner import Database, Queries
 from taskhub.errors import Conflict, NotFound, ValidationFailed
-from taskhub.statements import Row, StatementRunner
+from taskhub.pagination import KeysetCursors, Page, Position
 from taskhub.tasks import repository as task_repository
-from taskhub.tasks.cursor import CursorCodec, listing_scope
-from taskhub.tasks.models import (
-    SEARCH_SEPARATOR,
-    IdempotencyRecord,
-    Task,
-    TaskPriority,
-    TaskStatus,
-)
-from taskhub.tasks.repository import Position, SortOrder, TaskFilters
-from taskhub.tasks.schemas import TaskCreate, TaskRead, TaskUpdate, priority_rank
+from taskhub.tasks.models import SEARCH_SEPARATOR, TaskPriority, TaskStatus
+from taskhub.tasks.repository import SortOrder, TaskChanges, TaskFilters, TaskRecord
+from taskhub.tasks.schemas import TaskCreate, TaskUpdate, priority_rank, render_task
 
 TASK_NOT_FOUND = "Task not found"
-_COLUMN_INDEX = {name: index for index, name in enumerate(task_repository.READ_NAMES)}
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 KEY_REUSED = "was already used with a different request body"
+STILL_IN_PROGRESS = "A request with this Idempotency-Key is still in progress; retry"
+_PRIORITY_RANKS = frozenset(rank.value for rank in TaskPriority)
 
 
-@dataclass(frozen=True, slots=True)
-class TaskPageResult:
-    items: list[Row]  # READ_COLUMNS
-    next_cursor: str | None
-
-
-_PRIORITY_NAMES = {rank.value: rank.name.lower() for rank in TaskPriority}
-
-
-def task_body(row: Row) -> dict[str, Any]:
-    """TaskRead's JSON shape from a row of READ_COLUMNS, without a model in between."""
-    body = dict(zip(task_repository.READ_NAMES, row, strict=True))
-    body["priority"] = _PRIORITY_NAMES[body["priority"]]
-    return body
+def search_part(text: str | None) -> str:
+    """One half of `search_text`: case-folded, and never holding the separator itself, so the
+    first separator always splits title from description (a PATCH of one keeps the other)."""
+    return (text or "").casefold().replace(SEARCH_SEPARATOR, " ")
 
 
 def search_text(title: str, description: str | None) -> str:
-    return f"{title.casefold()}{SEARCH_SEPARATOR}{(description or '').casefold()}"
+    return f"{search_part(title)}{SEARCH_SEPARATOR}{search_part(description)}"
 
 
 def parse_sort(sort: str) -> SortOrder:
@@ -73,19 +59,12 @@ def _new_task(owner_id: uuid.UUID, data: TaskCreate) -> dict[str, Any]:
     }
 
 
-async def create_task(statements: StatementRunner, *, owner_id: uuid.UUID, data: TaskCreate) -> Row:
+async def create_task(db: Queries, *, owner_id: uuid.UUID, data: TaskCreate) -> TaskRecord:
     """One INSERT ... RETURNING in autocommit: the create is atomic without a transaction."""
-    return await task_repository.insert_row(statements, values=_new_task(owner_id, data))
+    return await task_repository.insert_task(db, values=_new_task(owner_id, data))
 
 
-async def get_task(statements: StatementRunner, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> Row:
-    row = await task_repository.find_owned_row(statements, owner_id=owner_id, task_id=task_id)
-    if row is None:
-        raise NotFound(TASK_NOT_FOUND)
-    return row
-
-
-async def _owned_task(db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+async def get_task(db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> TaskRecord:
     task = await task_repository.get_owned(db, owner_id=owner_id, task_id=task_id)
     if task is None:
         raise NotFound(TASK_NOT_FOUND)
@@ -93,62 +72,88 @@ async def _owned_task(db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.UU
 
 
 async def update_task(
-    db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.UUID, changes: TaskUpdate
-) -> Task:
-    """Apply the fields the client sent; `completed_at` follows the status in and out of `done`."""
-    task = await _owned_task(db, owner_id=owner_id, task_id=task_id)
-    values: dict[str, Any] = changes.model_dump(exclude_unset=True)
-    if not values:
-        return task
-    now = utcnow()
+    db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID, changes: TaskUpdate
+) -> TaskRecord:
+    """Apply the fields the client sent, whole; `completed_at` follows the status in and out of
+    `done`. An empty PATCH changes nothing, not even `updated_at`."""
+    sent = changes.model_fields_set
+    if not sent:
+        return await get_task(db, owner_id=owner_id, task_id=task_id)
+    values: dict[str, Any] = {name: getattr(changes, name) for name in sent}
     if "priority" in values:
         values["priority"] = priority_rank(values["priority"])
     if "status" in values:
         values["status"] = TaskStatus(values["status"]).value
-        _track_completion(task, new_status=values["status"], now=now)
-    for name, value in values.items():
-        setattr(task, name, value)
-    task.search_text = search_text(task.title, task.description)
-    task.updated_at = now
-    await db.flush()
+    task = await task_repository.update_owned(
+        db,
+        owner_id=owner_id,
+        task_id=task_id,
+        changes=TaskChanges(
+            sent=frozenset(sent),
+            values=values,
+            title_search=search_part(values["title"]) if "title" in sent else None,
+            description_search=(
+                search_part(values["description"]) if "description" in sent else None
+            ),
+        ),
+        now=utcnow(),
+    )
+    if task is None:
+        raise NotFound(TASK_NOT_FOUND)
     return task
 
 
-def _track_completion(task: Task, *, new_status: str, now: datetime) -> None:
-    if new_status == TaskStatus.DONE and task.status != TaskStatus.DONE:
-        task.completed_at = now
-    elif new_status != TaskStatus.DONE:
-        task.completed_at = None
-
-
-async def delete_task(db: AsyncSession, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> None:
+async def delete_task(db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> None:
     if not await task_repository.delete_owned(db, owner_id=owner_id, task_id=task_id):
         raise NotFound(TASK_NOT_FOUND)
 
 
 async def list_tasks(
-    statements: StatementRunner,
+    db: Queries,
     *,
     owner_id: uuid.UUID,
     filters: TaskFilters,
     sort: str,
     limit: int,
     cursor: str | None,
-    cursors: CursorCodec,
-) -> TaskPageResult:
+    cursors: KeysetCursors,
+) -> Page[TaskRecord]:
     """One page, and the cursor of the next one when there is more."""
     order = parse_sort(sort)
     scope = listing_scope(owner_id=owner_id, order=order, filters=filters)
-    after = cursors.decode(cursor, scope=scope, order=order) if cursor is not None else None
-    rows = await task_repository.list_owned(
-        statements, owner_id=owner_id, filters=filters, order=order, after=after, limit=limit + 1
+    after = None
+    if cursor is not None:
+        after = cursors.decode(cursor, scope=scope, parse_key=_key_parser(order))
+    tasks = await task_repository.list_owned(
+        db, owner_id=owner_id, filters=filters, order=order, after=after, limit=limit + 1
     )
-    items = rows[:limit]
-    if len(rows) <= limit:
-        return TaskPageResult(items=items, next_cursor=None)
-    last = items[-1]
-    position = Position(key=last[_COLUMN_INDEX[order.column]], task_id=last[0])
-    return TaskPageResult(items=items, next_cursor=cursors.encode(position, scope=scope))
+    return cursors.page(
+        tasks,
+        limit=limit,
+        scope=scope,
+        position_of=lambda task: Position(key=getattr(task, order.column), last_id=task.id),
+    )
+
+
+def _key_parser(order: SortOrder) -> pagination.KeyParser:
+    if order.column == "priority":
+        return pagination.rank_key(_PRIORITY_RANKS)
+    return pagination.timestamp_key(nullable=order.nullable)
+
+
+def listing_scope(*, owner_id: uuid.UUID, order: SortOrder, filters: TaskFilters) -> str:
+    """Everything that defines the listing; a cursor only fits the listing it came from."""
+    return pagination.listing_scope(
+        {
+            "owner": str(owner_id),
+            "sort": [order.column, order.descending],
+            "status": sorted(filters.statuses),
+            "priority": sorted(filters.priorities),
+            "due_before": pagination.instant(filters.due_before),
+            "due_after": pagination.instant(filters.due_after),
+            "q": filters.search,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,49 +164,47 @@ class CreatedTask:
     task_id: uuid.UUID
 
 
-def _created(task: Task) -> CreatedTask:
-    return CreatedTask(body=TaskRead.model_validate(task).model_dump(mode="json"), task_id=task.id)
-
-
-async def _add_task(db: AsyncSession, *, owner_id: uuid.UUID, data: TaskCreate) -> Task:
-    return await task_repository.add(db, task=Task(**_new_task(owner_id, data)))
-
-
 async def create_task_once(
-    db: AsyncSession, *, owner_id: uuid.UUID, key: str, request_hash: str, data: TaskCreate
+    db: Database, *, owner_id: uuid.UUID, key: str, request_hash: str, data: TaskCreate
 ) -> CreatedTask:
     """Create a task at most once per (owner, Idempotency-Key) within 24 hours.
 
     A retry with the same body gets the first response again, even if the task has changed or
-    gone since; the same key with another body is 422.
+    gone since; the same key with another body is 422. The claim, the task and the recorded
+    response commit together, before the 201 is sent.
     """
     now = utcnow()
-    record = await task_repository.find_idempotency_record(db, user_id=owner_id, key=key, now=now)
-    if record is None:
-        claim = IdempotencyRecord(
-            user_id=owner_id,
-            key=key,
-            request_hash=request_hash,
-            created_at=now,
-            expires_at=now + IDEMPOTENCY_WINDOW,
-        )
-        if await task_repository.claim_idempotency_key(db, record=claim, now=now):
-            created = _created(await _add_task(db, owner_id=owner_id, data=data))
-            claim.response_body = orjson.dumps(created.body).decode()
-            claim.resource_id = created.task_id
-            await db.flush()
-            return created
-        record = await task_repository.find_idempotency_record(
-            db, user_id=owner_id, key=key, now=now
-        )
-        if record is None:  # the other request failed and rolled back: ask the client to retry
-            raise Conflict("A request with this Idempotency-Key is still in progress; retry")
-    if record.request_hash != request_hash:
+    async with db.transaction() as tx:
+        found = await task_repository.find_response(tx, user_id=owner_id, key=key, now=now)
+        if found is None:
+            claimed = await task_repository.claim_key(
+                tx,
+                user_id=owner_id,
+                key=key,
+                request_hash=request_hash,
+                now=now,
+                expires_at=now + IDEMPOTENCY_WINDOW,
+            )
+            if claimed:
+                task = await create_task(tx, owner_id=owner_id, data=data)
+                body = render_task(task)
+                await task_repository.record_response(
+                    tx,
+                    user_id=owner_id,
+                    key=key,
+                    body=orjson.dumps(body, option=orjson.OPT_UTC_Z).decode(),
+                    resource_id=task.id,
+                )
+                return CreatedTask(body=body, task_id=task.id)
+            found = await task_repository.find_response(tx, user_id=owner_id, key=key, now=now)
+    if found is None:  # the other request failed and rolled back: ask the client to retry
+        raise Conflict(STILL_IN_PROGRESS)
+    if found.request_hash != request_hash:
         raise ValidationFailed(loc=["header", "Idempotency-Key"], msg=KEY_REUSED)
-    if record.resource_id is None:
-        raise Conflict("A request with this Idempotency-Key is still in progress; retry")
-    return CreatedTask(body=orjson.loads(record.response_body), task_id=record.resource_id)
+    if found.resource_id is None:
+        raise Conflict(STILL_IN_PROGRESS)
+    return CreatedTask(body=orjson.loads(found.response_body), task_id=found.resource_id)
 
 
-async def purge_expired_idempotency_records(db: AsyncSession, *, now: datetime) -> int:
+async def purge_expired_idempotency_records(db: Queries, *, now: datetime) -> int:
     return await task_repository.delete_expired_idempotency_records(db, now=now)

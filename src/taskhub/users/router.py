@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from taskhub.auth.dependencies import CurrentPrincipal
-from taskhub.dependencies import ClientIP, DbSession, RateLimiterDep, SettingsDep
-from taskhub.openapi import error_responses
-from taskhub.responses import json_response
+from taskhub.auth.schemas import UserRead, render_account
+from taskhub.http.dependencies import ClientIP, Db, RateLimiterDep, SettingsDep
+from taskhub.http.openapi import error_responses
+from taskhub.http.responses import json_response
 from taskhub.users import service as user_service
-from taskhub.users.schemas import PasswordChange, UserRead
+from taskhub.users.schemas import PasswordChange
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -17,13 +18,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.get("/me", response_model=UserRead, responses=error_responses(401))
 async def read_current_user(principal: CurrentPrincipal) -> Response:
     """The caller's account."""
-    return json_response(
-        {
-            "id": principal.user_id,
-            "username": principal.username,
-            "created_at": principal.created_at,
-        }
-    )
+    return json_response(render_account(principal.account))
 
 
 @router.post(
@@ -34,7 +29,7 @@ async def read_current_user(principal: CurrentPrincipal) -> Response:
 async def change_password(
     body: PasswordChange,
     principal: CurrentPrincipal,
-    db: DbSession,
+    db: Db,
     settings: SettingsDep,
     limiter: RateLimiterDep,
     client_ip: ClientIP,
@@ -54,7 +49,7 @@ async def change_password(
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
-async def delete_current_user(principal: CurrentPrincipal, db: DbSession) -> Response:
+async def delete_current_user(principal: CurrentPrincipal, db: Db) -> Response:
     """Delete the account with its tasks and sessions; its tokens stop working."""
     await user_service.delete_account(db, user_id=principal.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

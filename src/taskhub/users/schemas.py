@@ -1,16 +1,6 @@
 from __future__ import annotations
 
-import uuid
-
-from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
-
-USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
-
-
-class UserRead(OutputModel):
-    id: uuid.UUID
-    username: str
-    created_at: UTCTimestamp
+from taskhub.schemas import InputModel
 
 
 class PasswordChange(InputModel):

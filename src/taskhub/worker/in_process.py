@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from taskhub.config import Settings
-from taskhub.db import Database
+from taskhub.db.runner import Database
 from taskhub.notifications.service import scan_due_reminders
 from taskhub.worker.housekeeping import HOUSEKEEPING_INTERVAL_SECONDS, run_housekeeping
 
@@ -42,9 +42,7 @@ async def reminder_scheduling(settings: Settings, database: Database) -> AsyncIt
 async def _scan_forever(settings: Settings, database: Database) -> None:
     while True:
         try:
-            await scan_due_reminders(
-                database.sessions, lead_time_seconds=settings.REMINDER_LEAD_TIME
-            )
+            await scan_due_reminders(database, lead_time_seconds=settings.REMINDER_LEAD_TIME)
         except Exception:  # a failed scan must not end the loop; the next one retries
             logger.exception("reminder scan failed; retrying at the next interval")
         await asyncio.sleep(settings.REMINDER_SCAN_INTERVAL)
@@ -53,7 +51,7 @@ async def _scan_forever(settings: Settings, database: Database) -> None:
 async def _housekeeping_forever(database: Database) -> None:
     while True:
         try:
-            await run_housekeeping(database.sessions)
+            await run_housekeeping(database)
         except Exception:  # like the scan: log, and try again next time
             logger.exception("housekeeping failed; retrying at the next interval")
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)

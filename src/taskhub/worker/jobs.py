@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import psycopg
 from celery import shared_task
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from taskhub.config import load_settings
-from taskhub.db import create_database
+from taskhub.db.engine import create_database
 from taskhub.notifications.service import scan_due_reminders
 from taskhub.worker.housekeeping import run_housekeeping
 
 # A database failure is retried with exponential back-off and jitter.
 RETRY_ON_DATABASE_ERRORS: dict[str, Any] = {
-    "autoretry_for": (DBAPIError, PoolTimeoutError, OSError),
+    "autoretry_for": (DBAPIError, PoolTimeoutError, psycopg.OperationalError, OSError),
     "retry_backoff": 2,
     "retry_backoff_max": 60,
     "retry_jitter": True,
@@ -32,12 +33,12 @@ def scan_due_reminders_job() -> int:
 
 async def _scan() -> int:
     settings = load_settings()
-    # A fresh engine per run: asyncio.run() makes a new event loop each time, and pooled
+    # A fresh handle per run: asyncio.run() makes a new event loop each time, and pooled
     # async connections cannot move between loops.
     database = create_database(settings, pooled=False)
     try:
         return await scan_due_reminders(
-            database.sessions,
+            database,
             lead_time_seconds=settings.REMINDER_LEAD_TIME,
             batch_size=settings.REMINDER_SCAN_BATCH_SIZE,
         )
@@ -54,6 +55,6 @@ def housekeeping_job() -> dict[str, int]:
 async def _housekeeping() -> dict[str, int]:
     database = create_database(load_settings(), pooled=False)
     try:
-        return await run_housekeeping(database.sessions)
+        return await run_housekeeping(database)
     finally:
         await database.dispose()

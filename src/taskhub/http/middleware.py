@@ -8,7 +8,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -17,19 +16,17 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskhub.admission import AdmissionGate, Overloaded
+from taskhub.context import RequestContext, close_request, open_request
 from taskhub.errors import problem_response
+from taskhub.http.admission import AdmissionGate, Overloaded
 
 logger = logging.getLogger("taskhub.request")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded",)
-# Routes that take a form body as well as JSON (the OAuth2 password grant).
-FORM_ROUTES = frozenset({"/api/v1/auth/login"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Says nothing about the cause: the log line with the same request id does.
 UNEXPECTED_ERROR = "An unexpected error occurred; quote the request id when reporting it"
@@ -37,9 +34,9 @@ DEFAULT_MAX_BODY_BYTES = 65_536
 BUSY = "The server is busy; retry later"
 BUSY_HEADERS = {"Retry-After": "1"}
 
-# Told of every HTTP request once it is over: scope, final status, the headers sent with it
-# (none if no response started) and the seconds it took.
-OutcomeRecorder = Callable[[Scope, int, list[tuple[bytes, bytes]], float], None]
+# Told of every HTTP request once it is over: scope, what the request learnt about itself, the
+# final status, the headers sent with it (none if no response started) and the seconds it took.
+OutcomeRecorder = Callable[[Scope, RequestContext, int, list[tuple[bytes, bytes]], float], None]
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -62,11 +59,19 @@ class RequestContextMiddleware:
     def __init__(
         self,
         app: ASGIApp,
+        *,
+        api_prefix: str,
+        form_paths: frozenset[str] = frozenset(),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         record_outcome: OutcomeRecorder | None = None,
         admission: AdmissionGate | None = None,
     ) -> None:
         self.app = app
+        # API responses are never cached and API requests pass the admission gate; the rest
+        # (probes, docs, metrics) are served as they come.
+        self.api_prefix = api_prefix + "/"
+        # Paths that take a form body as well as JSON (the OAuth2 password grant).
+        self.form_paths = form_paths
         self.max_body_bytes = max_body_bytes
         self.record_outcome = record_outcome
         self.admission = admission
@@ -77,7 +82,8 @@ class RequestContextMiddleware:
             return
         began = time.perf_counter()
         request_id = _request_id(scope)
-        token = request_id_var.set(request_id)
+        context, token = open_request(request_id)
+        api = scope["path"].startswith(self.api_prefix)
         started = False
         # The outcome reported; a request that never started a response counts as a 500.
         status = 500
@@ -87,10 +93,8 @@ class RequestContextMiddleware:
             nonlocal started, status, headers
             if message["type"] == "http.response.start":
                 started = True
-                headers = _with_standard_headers(
-                    message.get("headers", []), request_id, api=scope["path"].startswith("/api/")
-                )
-                headers = _add_missing(headers, _rate_limit_headers(scope))
+                headers = _with_standard_headers(message.get("headers", []), request_id, api=api)
+                headers = _add_missing(headers, _rate_limit_headers(context))
                 message["headers"] = headers
                 status = message["status"]
             await send(message)
@@ -98,10 +102,10 @@ class RequestContextMiddleware:
         try:
             if _declared_length(scope) > self.max_body_bytes:
                 raise BodyTooLarge(self.max_body_bytes)
-            if _unsupported_body(scope):
+            if _unsupported_body(scope, self.form_paths):
                 await _send_problem(send_with_headers, 415, "Send the body as application/json")
                 return
-            gate = self.admission if scope["path"].startswith("/api/") else None
+            gate = self.admission if api else None
             if gate is not None:
                 try:
                     await gate.enter()
@@ -125,9 +129,9 @@ class RequestContextMiddleware:
                 raise
             await _send_problem(send_with_headers, 500, UNEXPECTED_ERROR, request_id=request_id)
         finally:
-            request_id_var.reset(token)
+            close_request(token)
             if self.record_outcome is not None:
-                self.record_outcome(scope, status, headers, time.perf_counter() - began)
+                self.record_outcome(scope, context, status, headers, time.perf_counter() - began)
 
 
 def _add_missing(
@@ -138,9 +142,9 @@ def _add_missing(
     return headers + [(name, value) for name, value in extra if name not in present]
 
 
-def _rate_limit_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    """What the per-user limit left, recorded by the auth dependency in the request state."""
-    recorded = scope.get("state", {}).get("rate_limit_headers") or {}
+def _rate_limit_headers(context: RequestContext) -> list[tuple[bytes, bytes]]:
+    """What the per-user limit left, recorded by the auth dependency in the request context."""
+    recorded = context.rate_limit_headers
     return [(name.lower().encode(), value.encode()) for name, value in recorded.items()]
 
 
@@ -171,7 +175,7 @@ def _with_standard_headers(
     return kept
 
 
-def _unsupported_body(scope: Scope) -> bool:
+def _unsupported_body(scope: Scope, form_paths: frozenset[str]) -> bool:
     """True when a body arrives in a media type the route does not parse."""
     if scope["method"] not in BODY_METHODS or not _has_body(scope):
         return False
@@ -180,7 +184,7 @@ def _unsupported_body(scope: Scope) -> bool:
         content_type.startswith("application/") and content_type.endswith("+json")
     ):
         return False
-    return not (content_type in FORM_TYPES and scope["path"] in FORM_ROUTES)
+    return not (content_type in FORM_TYPES and scope["path"] in form_paths)
 
 
 def _declared_length(scope: Scope) -> int:

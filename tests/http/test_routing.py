@@ -1,4 +1,5 @@
-"""The routes the app adds flat serve exactly as the same routers would through `include_router`."""
+"""Routes reach the app flat, served exactly as `include_router` would serve them, and the app
+refuses to start with a route that is neither public nor authenticated."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from taskhub import health
-from taskhub.main import API_PREFIX, API_ROUTERS, add_routes_of
+from taskhub.config import Settings
+from taskhub.http import health
+from taskhub.http.routing import UnauthenticatedRoute, add_routes_of
+from taskhub.main import API_PREFIX, API_ROUTERS, PUBLIC_PATHS, create_app
 
 COMPARED_OPTIONS = sorted(
     set(inspect.signature(APIRouter.add_api_route).parameters)
@@ -62,3 +65,30 @@ def test_a_nested_router_is_refused_rather_than_dropped() -> None:
     outer.include_router(inner)
     with pytest.raises(TypeError, match="only path operations"):
         add_routes_of(FastAPI(), outer)
+
+
+def _forgetful_router() -> APIRouter:
+    forgetful = APIRouter(prefix="/forgetful")
+
+    @forgetful.get("")
+    async def read_without_a_principal() -> dict[str, str]:
+        return {"leaked": "yes"}
+
+    return forgetful
+
+
+def test_start_up_refuses_a_route_without_the_auth_dependency(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setattr("taskhub.main.API_ROUTERS", (*API_ROUTERS, _forgetful_router()))
+    with pytest.raises(UnauthenticatedRoute, match="/api/v1/forgetful"):
+        create_app(settings)
+
+
+def test_every_route_of_the_app_is_public_by_name_or_authenticated(settings: Settings) -> None:
+    """The same check passes on the real route table (it ran inside create_app)."""
+    application = create_app(settings)
+    paths = {getattr(route, "path", None) for route in application.routes}
+    assert f"{API_PREFIX}/tasks" in paths
+    assert f"{API_PREFIX}/auth/login" in PUBLIC_PATHS
+    assert f"{API_PREFIX}/tasks" not in PUBLIC_PATHS

@@ -1,57 +1,26 @@
 """An authenticated read costs two statements: the auth check and its own query (no BEGIN/COMMIT).
 
-Statements are counted where they leave the app: the hot-path runner (taskhub.statements) and
-SQLAlchemy's engine for everything else.
+Statements are counted where they leave the app: the one data-access handle (taskhub.db.runner).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from tests.helpers import API, ApiUser, create_task
 
 
 @contextmanager
 def statements(app: FastAPI) -> Iterator[list[str]]:
-    """The SQL the app sends (transaction control included), by its first keyword."""
-    sent: list[str] = []
-    engine = app.state.database.engine.sync_engine
-    runner = app.state.database.statements
-    run_statement = runner.rows
-    in_runner = False
-
-    async def rows(statement: Any, params: Any) -> Any:
-        nonlocal in_runner
-        sent.append(str(statement).split(None, 1)[0].upper())
-        in_runner = True  # on SQLite the runner goes through the engine: count it once
-        try:
-            return await run_statement(statement, params)
-        finally:
-            in_runner = False
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not in_runner:
-            sent.append(statement.split(None, 1)[0].upper())
-
-    def record_commit(_conn: Any) -> None:
-        if _conn.get_isolation_level() != "AUTOCOMMIT":
-            sent.append("COMMIT")
-
-    event.listen(engine, "before_cursor_execute", record)
-    event.listen(engine, "commit", record_commit)
-    runner.rows = rows
-    try:
-        yield sent
-    finally:
-        del runner.rows
-        event.remove(engine, "before_cursor_execute", record)
-        event.remove(engine, "commit", record_commit)
+    """The statements the app sends (transaction control included), by their first keyword."""
+    with app.state.database.observed() as sent:
+        keywords: list[str] = []
+        yield keywords
+        keywords.extend(sql.split(None, 1)[0].upper() for sql, _ in sent)
 
 
 async def test_get_current_user_is_one_statement(
@@ -80,14 +49,30 @@ async def test_a_plain_create_is_one_insert_without_a_transaction(
     assert sent == ["SELECT", "INSERT"]
 
 
-async def test_a_write_commits_once(
+async def test_a_patch_is_one_update_without_a_transaction(
     client: httpx.AsyncClient, alice: ApiUser, app: FastAPI
 ) -> None:
     task = await create_task(client, alice, title="written")
     with statements(app) as sent:
         response = await client.patch(
-            f"{API}/tasks/{task['id']}", json={"status": "done"}, headers=alice.headers
+            f"{API}/tasks/{task['id']}",
+            json={"title": "rewritten", "status": "done"},
+            headers=alice.headers,
         )
     assert response.status_code == 200
-    assert sent.count("COMMIT") == 1
-    assert sent.count("UPDATE") == 1
+    assert sent == ["SELECT", "UPDATE"]
+
+
+async def test_a_keyed_create_is_one_transaction(
+    client: httpx.AsyncClient, alice: ApiUser, app: FastAPI
+) -> None:
+    with statements(app) as sent:
+        response = await client.post(
+            f"{API}/tasks",
+            json={"title": "once"},
+            headers={**alice.headers, "Idempotency-Key": "k1"},
+        )
+    assert response.status_code == 201
+    assert sent[0] == "SELECT"  # the auth check, on its own
+    assert (sent[1], sent[-1]) == ("BEGIN", "COMMIT")
+    assert sent.count("INSERT") == 2  # the claim and the task

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
+from pydantic import BaseModel
 
-from taskhub.auth.dependencies import current_principal, oauth2_scheme
-from taskhub.auth.schemas import LoginJSON
 from taskhub.errors import PROBLEM_JSON
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -58,7 +57,16 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(
+    app: FastAPI,
+    *,
+    scheme: SecurityBase,
+    authenticated: Callable[[APIRoute], bool],
+    extra_schemas: tuple[type[BaseModel], ...] = (),
+) -> None:
+    """The app's OpenAPI document: problem documents for errors, `scheme` on every route that
+    `authenticated` says requires it, and models that routes document by reference only."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -66,37 +74,35 @@ def install_openapi(app: FastAPI) -> None:
             )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas["Problem"] = PROBLEM_SCHEMA
-            schemas["LoginJSON"] = LoginJSON.model_json_schema()
+            for model in extra_schemas:
+                schemas[model.__name__] = model.model_json_schema()
             _drop_default_validation_errors(schema)
-            _declare_bearer_auth(schema, app)
+            _declare_security(schema, app, scheme, authenticated)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _declare_bearer_auth(schema: dict[str, Any], app: FastAPI) -> None:
-    """The OAuth2 password scheme on every operation that depends on current_principal.
-
-    current_principal reads the Authorization header itself rather than through the scheme's
-    dependency, so FastAPI would not document it: this declares it from the same source of truth.
-    """
-    name = oauth2_scheme.scheme_name
+def _declare_security(
+    schema: dict[str, Any],
+    app: FastAPI,
+    scheme: SecurityBase,
+    authenticated: Callable[[APIRoute], bool],
+) -> None:
+    """The scheme on every operation that requires authentication. The auth dependency reads
+    the Authorization header itself rather than through the scheme's dependency, so FastAPI
+    would not document it: this declares it from the same source of truth."""
+    name = scheme.scheme_name
     components = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-    components[name] = oauth2_scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    components[name] = scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
     paths = schema.get("paths", {})
     for route in app.routes:
-        if isinstance(route, APIRoute) and current_principal in _calls(route.dependant):
+        if isinstance(route, APIRoute) and authenticated(route):
             for method in route.methods or ():
                 operation = paths.get(route.path_format, {}).get(method.lower())
                 if operation is not None:
                     operation["security"] = [{name: []}]
-
-
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
-    for dependency in dependant.dependencies:
-        yield dependency.call
-        yield from _calls(dependency)
 
 
 def _drop_default_validation_errors(schema: dict[str, Any]) -> None:

@@ -8,17 +8,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import literal, select
 
 from taskhub.config import Settings
-from taskhub.db import Database
+from taskhub.db.runner import Database
 from taskhub.errors import problem_response
-from taskhub.openapi import error_responses
+from taskhub.http.openapi import error_responses
 
 router = APIRouter(tags=["operations"])
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
+_SELECT_ONE = select(literal(1))
 
 
 @router.get("/health")
@@ -46,8 +47,8 @@ async def ready(request: Request) -> Any:
 
 async def _database_ok(database: Database) -> bool:
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), database.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await database.scalar(_SELECT_ONE, {})
     except Exception as exc:  # any failure means "not ready"; the log says which kind
         logger.warning("readiness: database check failed: %s", type(exc).__name__)
         return False

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.routing import APIRoute
 from swagger_ui_bundle import swagger_ui_path
 
 from taskhub.errors import NotFound
+from taskhub.http.routing import add_routes_of
 
 # Only these files are served: the bundle's own index.html and initializer point elsewhere.
 STATIC_FILES = {
@@ -86,5 +88,8 @@ async def swagger_ui_static(name: str) -> FileResponse:
     )
 
 
+DOCS_PATHS = frozenset(route.path for route in router.routes if isinstance(route, APIRoute))
+
+
 def install_docs(app: FastAPI) -> None:
-    app.include_router(router)
+    add_routes_of(app, router)

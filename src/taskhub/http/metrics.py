@@ -31,7 +31,8 @@ from prometheus_client.registry import Collector
 from starlette.types import Scope
 
 from taskhub.config import Settings
-from taskhub.db import Database
+from taskhub.context import RequestContext
+from taskhub.db.runner import Database
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("taskhub.access")
@@ -42,8 +43,6 @@ UNMATCHED_ROUTE = "unmatched"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Probes and scrapes arrive every few seconds: their access lines are DEBUG unless they fail.
 QUIET_ROUTES = frozenset({"/health", "/ready", METRICS_PATH})
-# Where the auth dependency notes why it refused a request (request.state is scope["state"]).
-AUTH_FAILURE_KEY = "auth_failure"
 
 
 class DatabasePoolCollector(Collector):
@@ -161,11 +160,6 @@ async def serve_metrics(settings: Settings, metrics: Metrics | None) -> AsyncIte
         thread.join()
 
 
-def note_auth_failure(request: Request, reason: str) -> None:
-    """Say why authentication was refused, for the metrics (never for the client)."""
-    setattr(request.state, AUTH_FAILURE_KEY, reason)
-
-
 class AccessLog:
     """Records each HTTP request's outcome: metrics by route template and status, refused
     authentication by reason, and one access log line (never headers, bodies or query strings).
@@ -176,16 +170,20 @@ class AccessLog:
         self.templates = RouteTemplates()
 
     def __call__(
-        self, scope: Scope, status: int, headers: list[tuple[bytes, bytes]], seconds: float
+        self,
+        scope: Scope,
+        context: RequestContext,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        seconds: float,
     ) -> None:
         route = self.templates.of(scope)
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-        state: dict[str, Any] = scope.get("state") or {}
         if self.metrics is not None:
             self.metrics.observe(method=method, route=route, status=status, seconds=seconds)
             if status in (401, 429):
                 challenge = _header(headers, b"www-authenticate") or ""
-                reason = auth_failure_reason(status, state, challenge)
+                reason = auth_failure_reason(status, context.auth_failure, challenge)
                 self.metrics.auth_failures.labels(reason).inc()
         quiet = route in QUIET_ROUTES and status < 500
         level = logging.DEBUG if quiet else logging.INFO
@@ -196,10 +194,10 @@ class AccessLog:
             "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 1),
-            "request_id": _header(headers, b"x-request-id"),
+            "request_id": context.request_id,
         }
-        if state.get("user_id") is not None:
-            fields["user_id"] = str(state["user_id"])
+        if context.user_id is not None:
+            fields["user_id"] = str(context.user_id)
         access_logger.log(level, "request", extra=fields)
 
 
@@ -242,12 +240,11 @@ def _full_paths(app: Any) -> dict[int, list[tuple[Any, str]]]:
     return paths
 
 
-def auth_failure_reason(status: int, state: dict[str, Any], challenge: str) -> str:
+def auth_failure_reason(status: int, noted: str | None, challenge: str) -> str:
     """Why a 401 or 429 happened. The access-token dependency notes its reason; a 401 without
     one refused a refresh token (it names `invalid_token`) or a password (login, password change).
     """
-    noted = state.get(AUTH_FAILURE_KEY)
-    if isinstance(noted, str):
+    if noted is not None:
         return noted
     if status == 429:
         return "rate_limited"

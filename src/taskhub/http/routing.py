@@ -1,0 +1,72 @@
+"""How routes reach the app: flat, and each one either public by name or authenticated.
+
+A route that forgets the auth dependency fails closed: `require_authentication` refuses to let
+the app start, once, at start-up, at no cost per request.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+
+class UnauthenticatedRoute(RuntimeError):
+    """A route outside the public list does not depend on the auth dependency."""
+
+
+def add_routes_of(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
+    """Add each of the router's path operations to the app itself, under the prefix, as
+    `include_router` would serve it (the router's own lifespan is not carried over).
+
+    Since FastAPI 0.137 an included router is one opaque route that every request walks, route
+    by route with bookkeeping for each, to match and then again to dispatch; a route of the app's
+    own is tried once, by its regex.
+    """
+    for route in router.routes:
+        if not isinstance(route, APIRoute):  # a nested router or a mount would be lost
+            raise TypeError(f"{route!r} of {router!r}: only path operations can be added flat")
+        app.router.add_api_route(prefix + route.path, route.endpoint, **_route_options(route))
+
+
+# What `add_api_route` takes that the route does not hold under the same name.
+_NOT_ROUTE_OPTIONS = frozenset({"self", "path", "endpoint", "route_class_override"})
+
+
+def _route_options(route: APIRoute) -> dict[str, Any]:
+    """Every option the route was declared with, read back by name: an option a FastAPI upgrade
+    adds is carried over too, or fails at start-up if the route keeps it under another name."""
+    accepted = inspect.signature(APIRouter.add_api_route).parameters
+    options = {name: getattr(route, name) for name in accepted if name not in _NOT_ROUTE_OPTIONS}
+    return {**options, "route_class_override": type(route)}
+
+
+def depends_on(route: APIRoute, dependency: Callable[..., Any]) -> bool:
+    """Whether the route's dependency tree calls `dependency`."""
+    return dependency in _calls(route.dependant)
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
+
+
+def require_authentication(
+    app: FastAPI, *, public_paths: Collection[str], authenticate: Callable[..., Any]
+) -> None:
+    """Refuse to start if any route outside `public_paths` can be reached without
+    `authenticate`: every route is login-required unless it is listed as public."""
+    for route in app.routes:
+        path = getattr(route, "path", None)
+        if path in public_paths:
+            continue
+        if not (isinstance(route, APIRoute) and depends_on(route, authenticate)):
+            raise UnauthenticatedRoute(
+                f"route {path!r} is neither public nor authenticated: add the auth dependency "
+                "to it, or its path to the public list"
+            )
