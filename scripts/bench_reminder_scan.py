@@ -71,7 +71,7 @@ async def run_scan(url: str, *, batch_size: int, pooled: bool) -> int:
     database = create_database(settings, pooled=pooled)
     try:
         return await scan_due_reminders(
-            database.sessions, lead_time_seconds=LEAD, now=utcnow(), batch_size=batch_size
+            database, lead_time_seconds=LEAD, now=utcnow(), batch_size=batch_size
         )
     finally:
         await database.dispose()
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--batch-size", type=int, default=SCAN_BATCH_SIZE)
     parser.add_argument(
-        "--unpooled", action="store_true", help="a NullPool engine, as the Celery job uses"
+        "--unpooled", action="store_true", help="the small per-job pool the Celery job uses"
     )
     args = parser.parse_args()
     if not args.database_url.startswith("postgres"):

@@ -1,6 +1,7 @@
 """Per-request database work, measured in-process: the app is built with the production settings
-but its DATABASE_URL goes through a counting proxy (wire.py), and SQLAlchemy's cursor events and
-the hot-path statement runner (taskhub.db.runner) capture each statement with its parameters, which are then run under EXPLAIN (ANALYZE, BUFFERS)
+but its DATABASE_URL goes through a counting proxy (wire.py), and an observer of the app's one
+data-access handle (taskhub.db.runner) captures each statement with its parameters, which are
+then run under EXPLAIN (ANALYZE, BUFFERS)
 on a direct connection, both as planned for those values (custom plan) and as the generic plan
 PostgreSQL may switch to once psycopg has prepared the statement (after 5 executions).
 """
@@ -17,7 +18,6 @@ import dbsetup
 import httpx
 import psycopg
 from psycopg import sql
-from sqlalchemy import event
 from wire import WireCounter
 
 REPEATS = 10  # psycopg prepares a statement after 5 executions; the last repeats are steady
@@ -56,23 +56,13 @@ class ProbeResult:
 
 @dataclass
 class _Capture:
+    """What the app's data-access handle sends, as PostgreSQL receives it (its observer)."""
+
     statements: list[tuple[str, Any]] = field(default_factory=list)
 
-    def __call__(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        self.statements.append((statement, parameters))
-
-    def wrap_runner(self, database: Any) -> None:
-        """Record what the hot-path runner sends, compiled as PostgreSQL receives it."""
-        runner = database.statements
-        run = runner.rows
-        dialect = database.engine.dialect
-
-        async def rows(statement: Any, params: Mapping[str, Any]) -> Any:
-            compiled = statement.compile(dialect=dialect)
-            self.statements.append((compiled.string, {**compiled.params, **params}))
-            return await run(statement, params)
-
-        runner.rows = rows
+    def __call__(self, sql: str, parameters: Mapping[str, Any]) -> None:
+        if sql not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            self.statements.append((sql, dict(parameters)))
 
 
 async def run_probe(settings_env: Mapping[str, str], user_ids: Mapping[str, str]) -> ProbeResult:
@@ -93,8 +83,7 @@ async def run_probe(settings_env: Mapping[str, str], user_ids: Mapping[str, str]
     settings = Settings(_env_file=None, **env)  # type: ignore[arg-type]
     app = create_app(settings)
     capture = _Capture()
-    event.listen(app.state.database.engine.sync_engine, "before_cursor_execute", capture)
-    capture.wrap_runner(app.state.database)
+    app.state.database.observers.append(capture)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -527,7 +527,7 @@ def _probe_section(probe: Any) -> list[str]:
         "Counted in-process (same settings, same code) through a loopback proxy in front of "
         "PostgreSQL that counts each client message the driver then waits on (a simple Query, or "
         "the Sync closing a Parse/Bind/Execute batch), after 10 identical requests, i.e. once "
-        'psycopg has prepared the statements. "Statements" is what the app executed (ORM and hot-path runner).',
+        'psycopg has prepared the statements. "Statements" is what the app executed through its one data-access handle.',
         "",
         _markdown_table(
             ["request", "status", "statements", "round trips", "what crossed the wire"],
