@@ -44,35 +44,44 @@ async def test_concurrent_whole_patches_leave_exactly_one_of_them(
     assert (final["completed_at"] is not None) == (final["status"] == "done")
 
 
-async def test_patching_the_title_alone_keeps_the_description_searchable(
-    client: httpx.AsyncClient, alice: ApiUser
+async def search_finds(client: httpx.AsyncClient, user: ApiUser, q: str) -> list[str]:
+    page = await client.get(f"{API}/tasks", params={"q": q}, headers=user.headers)
+    return [item["id"] for item in page.json()["items"]]
+
+
+@pytest.mark.parametrize(
+    ("patch", "found", "gone"),
+    [
+        ({"title": "Buy bread"}, ["corner shop", "bread"], "milk"),
+        ({"description": "NEW words"}, ["buy milk", "new words"], "corner"),
+    ],
+    ids=["title alone", "description alone"],
+)
+async def test_patching_one_half_keeps_the_other_searchable(
+    client: httpx.AsyncClient,
+    alice: ApiUser,
+    patch: dict[str, str],
+    found: list[str],
+    gone: str,
 ) -> None:
     task = await create_task(client, alice, title="Buy milk", description="from the Corner Shop")
-    url = f"{API}/tasks/{task['id']}"
-    patched = await client.patch(url, json={"title": "Buy bread"}, headers=alice.headers)
+    patched = await client.patch(f"{API}/tasks/{task['id']}", json=patch, headers=alice.headers)
     assert patched.status_code == 200
 
-    async def found(q: str) -> bool:
-        page = await client.get(f"{API}/tasks", params={"q": q}, headers=alice.headers)
-        return [item["id"] for item in page.json()["items"]] == [task["id"]]
-
-    assert await found("corner shop")
-    assert await found("bread")
-    assert not await found("milk")
+    for q in found:
+        assert await search_finds(client, alice, q) == [task["id"]], q
+    assert await search_finds(client, alice, gone) == []
 
 
-async def test_patching_the_description_alone_keeps_the_title_searchable(
+async def test_a_title_holding_the_separator_is_searched_as_if_it_held_a_space(
     client: httpx.AsyncClient, alice: ApiUser
 ) -> None:
     task = await create_task(client, alice, title="Title\x1fwith a separator", description="old")
-    url = f"{API}/tasks/{task['id']}"
-    patched = await client.patch(url, json={"description": "NEW words"}, headers=alice.headers)
+    patched = await client.patch(
+        f"{API}/tasks/{task['id']}", json={"description": "new"}, headers=alice.headers
+    )
     assert patched.status_code == 200
 
-    async def found(q: str) -> bool:
-        page = await client.get(f"{API}/tasks", params={"q": q}, headers=alice.headers)
-        return [item["id"] for item in page.json()["items"]] == [task["id"]]
-
-    assert await found("with a separator")
-    assert await found("new words")
-    assert not await found("old")
+    assert await search_finds(client, alice, "title with") == [task["id"]]
+    assert await search_finds(client, alice, "new") == [task["id"]]
+    assert await search_finds(client, alice, "old") == []

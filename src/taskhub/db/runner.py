@@ -123,6 +123,13 @@ class Database(Queries):
         finally:
             self.observers.remove(record)
 
+    async def _fetch_many(
+        self, statement: Executable, params: Sequence[Params]
+    ) -> Sequence[Sequence[Any]]:
+        # A batch commits whole: its statements share one connection and one transaction.
+        async with self.transaction() as tx:
+            return await tx._fetch_many(statement, params)
+
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Queries]:
         """`async with db.transaction() as tx:` the same queries on one connection, atomically."""
@@ -217,12 +224,6 @@ class PostgresDatabase(Database):
             on_connection = _PsycopgConnection(connection, self._compiler, self.observers)
             return await on_connection._fetch(statement, params)
 
-    async def _fetch_many(
-        self, statement: Executable, params: Sequence[Params]
-    ) -> Sequence[Sequence[Any]]:
-        async with self.transaction() as tx:
-            return await tx._fetch_many(statement, params)
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queries]:
         async with (
@@ -290,12 +291,6 @@ class SQLiteDatabase(Database):
         async with self._autocommit.connect() as connection:
             on_connection = _SQLAlchemyConnection(connection, self.observers)
             return await on_connection._fetch(statement, params)
-
-    async def _fetch_many(
-        self, statement: Executable, params: Sequence[Params]
-    ) -> Sequence[Sequence[Any]]:
-        async with self.transaction() as tx:
-            return await tx._fetch_many(statement, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queries]:
