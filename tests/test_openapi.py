@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from taskhub.main import create_app
 from tests.conftest import make_settings
@@ -42,6 +43,9 @@ PUBLIC = {
 }
 OPERATIONS = {("get", "/health"): {200}, ("get", "/ready"): {200, 503}}
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
+# camelCase, as client generators turn it into `list_tasks` or `listTasks`; short enough to type
+OPERATION_ID = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*")
+MAX_OPERATION_ID = 32
 
 
 def contract_path(path: str) -> str:
@@ -111,6 +115,40 @@ class TestOperations:
         assert len(ids) == len(set(ids))
         for key, operation in ops.items():
             assert operation.get("summary") or operation.get("description"), key
+
+    def test_every_operation_id_is_its_route_functions_name_in_camel_case(
+        self, app: FastAPI, document: dict[str, Any]
+    ) -> None:
+        documented = 0
+        for route in app.routes:
+            if not (isinstance(route, APIRoute) and route.include_in_schema):
+                continue
+            for method in route.methods:
+                operation_id = document["paths"][route.path_format][method.lower()]["operationId"]
+                documented += 1
+
+                assert OPERATION_ID.fullmatch(operation_id), (route.name, operation_id)
+                assert operation_id.lower() == route.name.replace("_", "").lower(), route.name
+                assert len(operation_id) <= MAX_OPERATION_ID, operation_id
+        assert documented == len(operations(document))
+
+    @pytest.mark.parametrize(
+        ("method", "path", "expected"),
+        [
+            ("post", "/api/v1/auth/register", "registerUser"),
+            ("post", "/api/v1/auth/login", "login"),
+            ("post", "/api/v1/auth/refresh", "refreshTokens"),
+            ("get", "/api/v1/users/me", "readCurrentUser"),
+            ("get", "/api/v1/tasks", "listTasks"),
+            ("delete", "/api/v1/tasks/{id}", "deleteTask"),
+            ("post", "/api/v1/notifications/{id}/read", "markNotificationRead"),
+            ("get", "/health", "health"),
+        ],
+    )
+    def test_operation_ids_are_short_and_stable(
+        self, ops: dict[tuple[str, str], dict[str, Any]], method: str, path: str, expected: str
+    ) -> None:
+        assert ops[method, path]["operationId"] == expected
 
 
 class TestStatusCodes:

@@ -22,7 +22,7 @@ from taskhub.logs import configure_logging
 from taskhub.metrics import install_metrics, serve_metrics
 from taskhub.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from taskhub.notifications import router as notification_router
-from taskhub.openapi import install_openapi
+from taskhub.openapi import install_openapi, operation_id
 from taskhub.ratelimit import RateLimiter
 from taskhub.security import common_passwords
 from taskhub.security.client_ip import parse_trusted_proxies
@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.DOCS_ENABLED else None,
+        # Routes added by add_routes_of leave this option at its default, so they take the app's.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.database = database

@@ -58,6 +58,16 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def operation_id(route: APIRoute) -> str:
+    """The operationId of a route: its function's name in camelCase (`list_tasks` -> `listTasks`).
+
+    Short and stable for client generators, which name their methods and models after it;
+    FastAPI's default appends the path and the method (`list_tasks_api_v1_tasks_get`).
+    """
+    first, *rest = route.name.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
