@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 from taskhub.main import create_app
 from tests.conftest import make_settings
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, make_user, register
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -244,6 +244,48 @@ class TestSchemas:
             "username",
             "created_at",
         }
+
+    def test_register_documents_the_username_rule(self, document: dict[str, Any]) -> None:
+        username = document["components"]["schemas"]["UserRegister"]["properties"]["username"]
+
+        assert (username["minLength"], username["maxLength"]) == (3, 32)
+        assert re.fullmatch(username["pattern"], "Al.ice_-9")
+        assert not re.fullmatch(username["pattern"], "al ice")
+
+    @pytest.mark.parametrize(
+        ("schema", "field"), [("UserRegister", "password"), ("PasswordChange", "new_password")]
+    )
+    def test_new_passwords_document_the_default_minimum_length(
+        self, document: dict[str, Any], schema: str, field: str
+    ) -> None:
+        password = document["components"]["schemas"][schema]["properties"][field]
+
+        assert password["minLength"] == 8
+        assert "maxLength" not in password  # the limit is 72 bytes, which JSON Schema cannot say
+
+    def test_new_passwords_document_the_configured_minimum_length(self, database_url: str) -> None:
+        schemas = create_app(make_settings(database_url, PASSWORD_MIN_LENGTH=12)).openapi()[
+            "components"
+        ]["schemas"]
+
+        assert schemas["UserRegister"]["properties"]["password"]["minLength"] == 12
+        assert schemas["PasswordChange"]["properties"]["new_password"]["minLength"] == 12
+
+    async def test_a_short_password_still_gets_the_rules_message(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        body = assert_problem(await register(client, "alice", "zq8-vk3"), 422)
+
+        assert body["errors"][0]["msg"] == "must be at least 8 characters long"
+
+    async def test_refresh_token_documents_the_jwt_form_that_login_issues(
+        self, client: httpx.AsyncClient, document: dict[str, Any]
+    ) -> None:
+        schema = document["components"]["schemas"]["RefreshRequest"]["properties"]
+        user = await make_user(client, "alice")
+
+        assert re.fullmatch(schema["refresh_token"]["pattern"], user.refresh_token)
+        assert not re.fullmatch(schema["refresh_token"]["pattern"], "a.b\x00.c")
 
 
 class TestLogin:

@@ -12,8 +12,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from taskhub.auth.dependencies import current_principal, oauth2_scheme
-from taskhub.auth.schemas import LoginJSON
+from taskhub.auth.schemas import LoginJSON, UserRegister
 from taskhub.errors import PROBLEM_JSON
+from taskhub.users.schemas import PasswordChange
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -77,12 +78,23 @@ def install_openapi(app: FastAPI) -> None:
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas["Problem"] = PROBLEM_SCHEMA
             schemas["LoginJSON"] = LoginJSON.model_json_schema()
+            _document_password_min_length(schemas, app.state.settings.PASSWORD_MIN_LENGTH)
             _drop_default_validation_errors(schema)
             _declare_bearer_auth(schema, app)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# The fields that take a new password. PASSWORD_MIN_LENGTH is checked by password_rules, not by
+# the schemas, so that a short password gets the rule's own message; stated here as minLength.
+NEW_PASSWORD_FIELDS = ((UserRegister, "password"), (PasswordChange, "new_password"))
+
+
+def _document_password_min_length(schemas: dict[str, Any], min_length: int) -> None:
+    for model, field in NEW_PASSWORD_FIELDS:
+        schemas[model.__name__]["properties"][field]["minLength"] = min_length
 
 
 def _declare_bearer_auth(schema: dict[str, Any], app: FastAPI) -> None:
