@@ -296,12 +296,29 @@ class TestLogin:
         content = body["content"]
 
         assert body["required"] is True
-        form = content["application/x-www-form-urlencoded"]["schema"]
+        form_ref = content["application/x-www-form-urlencoded"]["schema"]["$ref"]
+        assert form_ref == "#/components/schemas/LoginForm"
+        form = document["components"]["schemas"]["LoginForm"]
         assert {"username", "password"} <= set(form["required"])
         assert {"grant_type", "scope", "client_id", "client_secret"} <= set(form["properties"])
         json_ref = content["application/json"]["schema"]["$ref"]
         login_json = document["components"]["schemas"][json_ref.rsplit("/", 1)[-1]]
         assert set(login_json["required"]) == {"username", "password"}
+
+    def test_the_form_schema_says_what_the_route_accepts(self, document: dict[str, Any]) -> None:
+        form = document["components"]["schemas"]["LoginForm"]
+        properties = form["properties"]
+
+        assert set(form["required"]) == {"username", "password"}
+        assert properties["username"]["minLength"] == properties["password"]["minLength"] == 1
+        assert properties["password"]["format"] == properties["client_secret"]["format"]
+        assert properties["client_secret"]["format"] == "password"
+        # Optional OAuth2 fields are absent when not sent: a form field cannot be null.
+        for name in ("grant_type", "scope", "client_id", "client_secret"):
+            assert properties[name]["type"] == "string", name
+            assert "default" not in properties[name], name
+        # Other form fields are ignored, not refused.
+        assert form.get("additionalProperties", True) is not False
 
     def test_returns_the_token_pair(self, ops: dict[tuple[str, str], dict[str, Any]]) -> None:
         ok = ops["post", "/api/v1/auth/login"]["responses"]["200"]

@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from taskhub.auth.dependencies import current_principal, oauth2_scheme
-from taskhub.auth.schemas import LoginJSON, UserRegister
+from taskhub.auth.schemas import LoginForm, LoginJSON, UserRegister
 from taskhub.errors import PROBLEM_JSON
 from taskhub.users.schemas import PasswordChange
 
@@ -78,6 +78,7 @@ def install_openapi(app: FastAPI) -> None:
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas["Problem"] = PROBLEM_SCHEMA
             schemas["LoginJSON"] = LoginJSON.model_json_schema()
+            schemas["LoginForm"] = LoginForm.model_json_schema()
             _document_password_min_length(schemas, app.state.settings.PASSWORD_MIN_LENGTH)
             _drop_default_validation_errors(schema)
             _declare_bearer_auth(schema, app)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.json_schema import SkipJsonSchema
 
 from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
 from taskhub.users.schemas import USERNAME_PATTERN
@@ -31,6 +32,27 @@ class LoginJSON(InputModel):
     # malformed (422); the request body limit bounds them.
     username: str = Field(min_length=1)
     password: str = Field(min_length=1)
+
+
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    for field in schema["properties"].values():
+        field.pop("default", None)
+
+
+# Documents the login form in OpenAPI (a named schema, so client generators name it too). The
+# route reads only username and password from the form and validates them as LoginJSON.
+class LoginForm(BaseModel):
+    """OAuth2 password grant (RFC 6749 4.3.2): the other OAuth2 fields are accepted and ignored."""
+
+    # An OAuth2 field that is not sent is absent, not null.
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
+
+    username: str = Field(min_length=1)
+    password: SecretStr = Field(min_length=1)
+    grant_type: str | SkipJsonSchema[None] = None
+    scope: str | SkipJsonSchema[None] = None
+    client_id: str | SkipJsonSchema[None] = None
+    client_secret: SecretStr | SkipJsonSchema[None] = None
 
 
 class RefreshRequest(InputModel):
