@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from taskhub.main import create_app
 from tests.conftest import make_settings
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, make_user, register
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -42,6 +43,9 @@ PUBLIC = {
 }
 OPERATIONS = {("get", "/health"): {200}, ("get", "/ready"): {200, 503}}
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
+# camelCase, as client generators turn it into `list_tasks` or `listTasks`; short enough to type
+OPERATION_ID = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*")
+MAX_OPERATION_ID = 32
 
 
 def contract_path(path: str) -> str:
@@ -111,6 +115,40 @@ class TestOperations:
         assert len(ids) == len(set(ids))
         for key, operation in ops.items():
             assert operation.get("summary") or operation.get("description"), key
+
+    def test_every_operation_id_is_its_route_functions_name_in_camel_case(
+        self, app: FastAPI, document: dict[str, Any]
+    ) -> None:
+        documented = 0
+        for route in app.routes:
+            if not (isinstance(route, APIRoute) and route.include_in_schema):
+                continue
+            for method in route.methods:
+                operation_id = document["paths"][route.path_format][method.lower()]["operationId"]
+                documented += 1
+
+                assert OPERATION_ID.fullmatch(operation_id), (route.name, operation_id)
+                assert operation_id.lower() == route.name.replace("_", "").lower(), route.name
+                assert len(operation_id) <= MAX_OPERATION_ID, operation_id
+        assert documented == len(operations(document))
+
+    @pytest.mark.parametrize(
+        ("method", "path", "expected"),
+        [
+            ("post", "/api/v1/auth/register", "registerUser"),
+            ("post", "/api/v1/auth/login", "login"),
+            ("post", "/api/v1/auth/refresh", "refreshTokens"),
+            ("get", "/api/v1/users/me", "readCurrentUser"),
+            ("get", "/api/v1/tasks", "listTasks"),
+            ("delete", "/api/v1/tasks/{id}", "deleteTask"),
+            ("post", "/api/v1/notifications/{id}/read", "markNotificationRead"),
+            ("get", "/health", "health"),
+        ],
+    )
+    def test_operation_ids_are_short_and_stable(
+        self, ops: dict[tuple[str, str], dict[str, Any]], method: str, path: str, expected: str
+    ) -> None:
+        assert ops[method, path]["operationId"] == expected
 
 
 class TestStatusCodes:
@@ -207,6 +245,48 @@ class TestSchemas:
             "created_at",
         }
 
+    def test_register_documents_the_username_rule(self, document: dict[str, Any]) -> None:
+        username = document["components"]["schemas"]["UserRegister"]["properties"]["username"]
+
+        assert (username["minLength"], username["maxLength"]) == (3, 32)
+        assert re.fullmatch(username["pattern"], "Al.ice_-9")
+        assert not re.fullmatch(username["pattern"], "al ice")
+
+    @pytest.mark.parametrize(
+        ("schema", "field"), [("UserRegister", "password"), ("PasswordChange", "new_password")]
+    )
+    def test_new_passwords_document_the_default_minimum_length(
+        self, document: dict[str, Any], schema: str, field: str
+    ) -> None:
+        password = document["components"]["schemas"][schema]["properties"][field]
+
+        assert password["minLength"] == 8
+        assert "maxLength" not in password  # the limit is 72 bytes, which JSON Schema cannot say
+
+    def test_new_passwords_document_the_configured_minimum_length(self, database_url: str) -> None:
+        schemas = create_app(make_settings(database_url, PASSWORD_MIN_LENGTH=12)).openapi()[
+            "components"
+        ]["schemas"]
+
+        assert schemas["UserRegister"]["properties"]["password"]["minLength"] == 12
+        assert schemas["PasswordChange"]["properties"]["new_password"]["minLength"] == 12
+
+    async def test_a_short_password_still_gets_the_rules_message(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        body = assert_problem(await register(client, "alice", "zq8-vk3"), 422)
+
+        assert body["errors"][0]["msg"] == "must be at least 8 characters long"
+
+    async def test_refresh_token_documents_the_jwt_form_that_login_issues(
+        self, client: httpx.AsyncClient, document: dict[str, Any]
+    ) -> None:
+        schema = document["components"]["schemas"]["RefreshRequest"]["properties"]
+        user = await make_user(client, "alice")
+
+        assert re.fullmatch(schema["refresh_token"]["pattern"], user.refresh_token)
+        assert not re.fullmatch(schema["refresh_token"]["pattern"], "a.b\x00.c")
+
 
 class TestLogin:
     def test_documents_both_form_and_json_bodies(
@@ -216,12 +296,29 @@ class TestLogin:
         content = body["content"]
 
         assert body["required"] is True
-        form = content["application/x-www-form-urlencoded"]["schema"]
+        form_ref = content["application/x-www-form-urlencoded"]["schema"]["$ref"]
+        assert form_ref == "#/components/schemas/LoginForm"
+        form = document["components"]["schemas"]["LoginForm"]
         assert {"username", "password"} <= set(form["required"])
         assert {"grant_type", "scope", "client_id", "client_secret"} <= set(form["properties"])
         json_ref = content["application/json"]["schema"]["$ref"]
         login_json = document["components"]["schemas"][json_ref.rsplit("/", 1)[-1]]
         assert set(login_json["required"]) == {"username", "password"}
+
+    def test_the_form_schema_says_what_the_route_accepts(self, document: dict[str, Any]) -> None:
+        form = document["components"]["schemas"]["LoginForm"]
+        properties = form["properties"]
+
+        assert set(form["required"]) == {"username", "password"}
+        assert properties["username"]["minLength"] == properties["password"]["minLength"] == 1
+        assert properties["password"]["format"] == properties["client_secret"]["format"]
+        assert properties["client_secret"]["format"] == "password"
+        # Optional OAuth2 fields are absent when not sent: a form field cannot be null.
+        for name in ("grant_type", "scope", "client_id", "client_secret"):
+            assert properties[name]["type"] == "string", name
+            assert "default" not in properties[name], name
+        # Other form fields are ignored, not refused.
+        assert form.get("additionalProperties", True) is not False
 
     def test_returns_the_token_pair(self, ops: dict[tuple[str, str], dict[str, Any]]) -> None:
         ok = ops["post", "/api/v1/auth/login"]["responses"]["200"]

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from taskhub.auth import router as auth_router
 from taskhub.auth.dependencies import current_principal, oauth2_scheme
-from taskhub.auth.schemas import LoginJSON
+from taskhub.auth.schemas import LoginForm, LoginJSON, UserRegister
 from taskhub.config import Settings, load_settings
 from taskhub.db.engine import create_database
 from taskhub.errors import install_error_handlers
@@ -19,7 +19,7 @@ from taskhub.http.admission import AdmissionGate
 from taskhub.http.docs import DOCS_PATHS, install_docs
 from taskhub.http.metrics import METRICS_PATH, install_metrics, serve_metrics
 from taskhub.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
-from taskhub.http.openapi import install_openapi
+from taskhub.http.openapi import install_openapi, operation_id
 from taskhub.http.routing import add_routes_of, depends_on, require_authentication
 from taskhub.logs import configure_logging
 from taskhub.notifications import router as notification_router
@@ -28,6 +28,7 @@ from taskhub.security import common_passwords
 from taskhub.security.client_ip import parse_trusted_proxies
 from taskhub.tasks import router as task_router
 from taskhub.users import router as user_router
+from taskhub.users.schemas import PasswordChange
 from taskhub.worker.in_process import reminder_scheduling
 
 API_PREFIX = "/api/v1"
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=OPENAPI_PATH if settings.DOCS_ENABLED else None,
+        # Routes added by add_routes_of leave this option at its default, so they take the app's.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.database = database
@@ -104,7 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app,
         scheme=oauth2_scheme,
         authenticated=lambda route: depends_on(route, current_principal),
-        extra_schemas=(LoginJSON,),
+        extra_schemas=(LoginJSON, LoginForm),
+        new_password_fields=((UserRegister, "password"), (PasswordChange, "new_password")),
     )
 
     for router in API_ROUTERS:

@@ -49,7 +49,7 @@ async def test_docs_authorize_and_execute_users_me_with_nothing_loaded_from_outs
             await page.locator(".auth-btn-wrapper button.authorize").click()
             await page.locator(".auth-btn-wrapper button.btn-done").click()
 
-            operation = page.locator("#operations-users-read_current_user_api_v1_users_me_get")
+            operation = page.locator("#operations-users-readCurrentUser")
             await operation.locator(".opblock-summary").click()
             await operation.locator("button.try-out__btn").click()
             await operation.locator("button.execute").click()

@@ -35,18 +35,7 @@ LOGIN_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["username", "password"],
-                    "properties": {
-                        "username": {"type": "string"},
-                        "password": {"type": "string", "format": "password"},
-                        "grant_type": {"type": "string"},
-                        "scope": {"type": "string"},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string", "format": "password"},
-                    },
-                }
+                "schema": {"$ref": "#/components/schemas/LoginForm"}
             },
             "application/json": {"schema": {"$ref": "#/components/schemas/LoginJSON"}},
         },

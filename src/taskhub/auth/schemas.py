@@ -3,18 +3,27 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.json_schema import SkipJsonSchema
 
 from taskhub.auth.repository import Account, SessionRecord
 from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
+# A JWT in compact form: three base64url segments joined by dots (RFC 7515 7.1).
+JWT_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+
 
 class UserRegister(InputModel):
-    username: str = Field(pattern=USERNAME_PATTERN, description="3-32 of A-Z a-z 0-9 _ . -")
-    # No max_length here: an over-long password must get the rule's message naming the
-    # 72-byte limit (password_rules), not a generic "at most N characters".
+    username: str = Field(
+        min_length=3,
+        max_length=32,
+        pattern=USERNAME_PATTERN,
+        description="3-32 of A-Z a-z 0-9 _ . -",
+    )
+    # No length limits here: a short or over-long password must get the rule's own message
+    # (password_rules). The OpenAPI document states PASSWORD_MIN_LENGTH as minLength (openapi.py).
     password: str = Field(
         description="at least PASSWORD_MIN_LENGTH characters, at most 72 bytes in UTF-8",
     )
@@ -27,9 +36,32 @@ class LoginJSON(InputModel):
     password: str = Field(min_length=1)
 
 
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    for field in schema["properties"].values():
+        field.pop("default", None)
+
+
+# Documents the login form in OpenAPI (a named schema, so client generators name it too). The
+# route reads only username and password from the form and validates them as LoginJSON.
+class LoginForm(BaseModel):
+    """OAuth2 password grant (RFC 6749 4.3.2): the other OAuth2 fields are accepted and ignored."""
+
+    # An OAuth2 field that is not sent is absent, not null.
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
+
+    username: str = Field(min_length=1)
+    password: SecretStr = Field(min_length=1)
+    grant_type: str | SkipJsonSchema[None] = None
+    scope: str | SkipJsonSchema[None] = None
+    client_id: str | SkipJsonSchema[None] = None
+    client_secret: SecretStr | SkipJsonSchema[None] = None
+
+
 class RefreshRequest(InputModel):
-    # Any string is a well-formed request; a bad token (even an over-long one) is a 401.
-    refresh_token: str
+    # Any string is a well-formed request; a bad token (even an over-long one) is a 401. So the
+    # JWT's form is documented (for generated requests and clients), not validated: that would
+    # turn some 401s into 422s.
+    refresh_token: str = Field(json_schema_extra={"pattern": JWT_PATTERN})
 
 
 class TokenPair(OutputModel):

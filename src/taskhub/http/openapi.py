@@ -57,12 +57,23 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def operation_id(route: APIRoute) -> str:
+    """The operationId of a route: its function's name in camelCase (`list_tasks` -> `listTasks`).
+
+    Short and stable for client generators, which name their methods and models after it;
+    FastAPI's default appends the path and the method (`list_tasks_api_v1_tasks_get`).
+    """
+    first, *rest = route.name.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
 def install_openapi(
     app: FastAPI,
     *,
     scheme: SecurityBase,
     authenticated: Callable[[APIRoute], bool],
     extra_schemas: tuple[type[BaseModel], ...] = (),
+    new_password_fields: tuple[tuple[type[BaseModel], str], ...] = (),
 ) -> None:
     """The app's OpenAPI document: problem documents for errors, `scheme` on every route that
     `authenticated` says requires it, and models that routes document by reference only."""
@@ -76,12 +87,26 @@ def install_openapi(
             schemas["Problem"] = PROBLEM_SCHEMA
             for model in extra_schemas:
                 schemas[model.__name__] = model.model_json_schema()
+            _document_password_min_length(
+                schemas, new_password_fields, app.state.settings.PASSWORD_MIN_LENGTH
+            )
             _drop_default_validation_errors(schema)
             _declare_security(schema, app, scheme, authenticated)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_password_min_length(
+    schemas: dict[str, Any],
+    fields: tuple[tuple[type[BaseModel], str], ...],
+    min_length: int,
+) -> None:
+    """PASSWORD_MIN_LENGTH is checked by the password rules, not by the schemas, so that a short
+    password gets the rule's own message; the document states it as minLength."""
+    for model, field in fields:
+        schemas[model.__name__]["properties"][field]["minLength"] = min_length
 
 
 def _declare_security(
