@@ -46,9 +46,9 @@ async def change_password(
         field="new_password",
     )
     password_hash = await passwords.hash_password(new_password, rounds=settings.bcrypt_rounds)
-    async with db.transaction() as tx:
-        await auth_service.set_password(tx, user_id=account.id, password_hash=password_hash)
-        await auth_service.revoke_other_sessions(tx, user_id=account.id, keep=current_session_id)
+    await auth_service.replace_password(
+        db, user_id=account.id, password_hash=password_hash, keep_session=current_session_id
+    )
 
 
 async def delete_account(db: Database, *, user_id: uuid.UUID) -> None:
