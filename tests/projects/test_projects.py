@@ -9,13 +9,17 @@ from contextlib import AsyncExitStack
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from taskhub.main import create_app
+from taskhub.projects.models import Project
 from taskhub.projects.roles import LEAST_ROLE, Role, role_table
 from tests.conftest import client_of, make_settings
-from tests.helpers import ApiUser, assert_problem, make_user
+from tests.helpers import API, ApiUser, assert_problem, make_user
 from tests.projects.helpers import PROJECTS, add_member, make_project
+
+ME = f"{API}/users/me"
 
 
 class TestCreateAndRead:
@@ -268,3 +272,33 @@ async def test_racing_transfers_and_role_changes_leave_exactly_one_owner(
             assert roles[Role.OWNER.value] == 1
             break
     assert members in (200, 404)
+
+
+class TestAccountDeletion:
+    async def test_an_owner_of_a_shared_project_gets_409_naming_it_until_ownership_moves(
+        self, client: httpx.AsyncClient, alice: ApiUser, bob: ApiUser
+    ) -> None:
+        shared = await make_project(client, alice, name="Shared one")
+        await add_member(client, alice, shared["id"], "bob", "editor")
+
+        refused = assert_problem(await client.delete(ME, headers=alice.headers), 409)
+        assert "Shared one" in refused["detail"]
+        assert (await client.get(ME, headers=alice.headers)).status_code == 200
+
+        moved = await client.post(
+            f"{PROJECTS}/{shared['id']}/transfer", json={"username": "bob"}, headers=alice.headers
+        )
+        assert moved.status_code == 200
+        assert (await client.delete(ME, headers=alice.headers)).status_code == 204
+        members = await client.get(f"{PROJECTS}/{shared['id']}/members", headers=bob.headers)
+        assert [m["username"] for m in members.json()["items"]] == ["bob"]
+
+    async def test_projects_the_user_is_alone_in_go_with_the_account(
+        self, app: FastAPI, client: httpx.AsyncClient, alice: ApiUser
+    ) -> None:
+        await make_project(client, alice, name="Solo")
+        assert (await client.delete(ME, headers=alice.headers)).status_code == 204
+        remaining = await app.state.database.scalar(
+            sa.select(sa.func.count()).select_from(Project), {}
+        )
+        assert remaining == 0

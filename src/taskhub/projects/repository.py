@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.orm import aliased
 
 from taskhub import pagination
 from taskhub.auth.models import User
@@ -339,3 +340,31 @@ async def hand_over(
         "to_role": to_role.value,
     }
     return await db.count(_HAND_OVER, params) > 0
+
+
+_OTHER = aliased(ProjectMember)
+_OTHER_MEMBERS = exists().where(
+    _OTHER.project_id == Project.id, _OTHER.user_id != bindparam("caller_id")
+)
+_OWNED_WITH_OTHERS = (
+    select(Project.name)
+    .join(ProjectMember, _CALLERS_MEMBERSHIP)
+    .where(ProjectMember.role == Role.OWNER.value, _OTHER_MEMBERS)
+    .order_by(Project.name)
+)
+_CALLERS_PROJECTS = select(ProjectMember.project_id).where(
+    ProjectMember.user_id == bindparam("caller_id")
+)
+_DELETE_SOLE_PROJECTS = delete(Project).where(
+    Project.id.in_(_CALLERS_PROJECTS.scalar_subquery()), ~_OTHER_MEMBERS
+)
+
+
+async def owned_with_others(db: Queries, *, caller_id: uuid.UUID) -> list[str]:
+    """The names of the projects the caller owns that have other members."""
+    return await db.records(_OWNED_WITH_OTHERS, {"caller_id": caller_id}, str)
+
+
+async def delete_sole_projects(db: Queries, *, caller_id: uuid.UUID) -> None:
+    """The projects the caller is the only member of go (with everything in them)."""
+    await db.execute(_DELETE_SOLE_PROJECTS, {"caller_id": caller_id})
