@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
@@ -10,23 +9,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from taskhub.config import MIN_SECRET_BYTES, Settings
+from taskhub.config import MIN_SECRET_BYTES
+from tests.hermetic import process_env
 
 TIMEOUT_SECONDS = 60
-
-
-def clean_env(**overrides: str) -> dict[str, str]:
-    """The caller's environment without any TaskHub setting, plus `overrides`."""
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env.update(overrides)
-    return env
 
 
 def run_taskhub(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "taskhub", *args],
         cwd=cwd,
-        env=clean_env(**env),
+        env=process_env(**env),  # no ENVIRONMENT: a development run, as users start it
         capture_output=True,
         text=True,
         timeout=TIMEOUT_SECONDS,
