@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_USERNAME: str = "100/hour"
     RATE_LIMIT_API: str = "600/minute"
     RATE_LIMIT_REGISTER: str = "20/hour"
+    # Prefix of every rate-limit key in Redis: deployments (or test runs) sharing one Redis
+    # database keep their counts apart, as CELERY_BROKER_KEY_PREFIX does for jobs.
+    RATE_LIMIT_KEY_PREFIX: str = Field(default="taskhub-limits", min_length=1)
     TRUSTED_PROXIES: str = ""
     MAX_BODY_BYTES: int = Field(default=65_536, ge=1024)
     CORS_ORIGINS: str = ""
