@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from taskhub.config import MIN_SECRET_BYTES
+from taskhub.__main__ import describe_database, describe_service
+from taskhub.config import MIN_SECRET_BYTES, Settings
 from tests.hermetic import process_env
+from tests.integration.served import start_server
 
 TIMEOUT_SECONDS = 60
+GOOD_SECRET = secrets.token_urlsafe(48)
 
 
 def run_taskhub(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -106,6 +112,66 @@ class TestInitEnv:
         finally:
             engine.dispose()
         assert {"alembic_version", "user_account", "user_session", "task"} <= tables
+
+
+# A password only this run knows: the start-up line must not show it, nor the user name.
+DB_PASSWORD = secrets.token_urlsafe(12)
+
+
+class TestServe:
+    @pytest.mark.parametrize(
+        ("url", "described"),
+        [
+            ("sqlite+aiosqlite:///var/taskhub.db", "SQLite var/taskhub.db"),
+            ("sqlite:////srv/taskhub/data.db", "SQLite /srv/taskhub/data.db"),
+            ("sqlite+aiosqlite://", "SQLite in memory"),
+            (
+                f"postgresql+psycopg://operator:{DB_PASSWORD}@db.internal:5432/taskhub",
+                "PostgreSQL db.internal:5432/taskhub",
+            ),
+            (
+                f"postgresql://operator:{DB_PASSWORD}@db.internal/taskhub",
+                "PostgreSQL db.internal/taskhub",
+            ),
+            (
+                "postgresql:///taskhub?host=/run/postgresql",
+                "PostgreSQL taskhub on the local socket",
+            ),
+        ],
+    )
+    def test_the_database_is_described_without_credentials(self, url: str, described: str) -> None:
+        assert describe_database(url) == described
+
+    def test_the_start_up_line_names_address_docs_and_database(self) -> None:
+        settings = Settings(
+            _env_file=None,
+            JWT_SECRET=GOOD_SECRET,
+            HOST="::",
+            PORT=8080,
+            DOCS_ENABLED=False,
+            DATABASE_URL=f"postgresql://operator:{DB_PASSWORD}@db.internal:5432/taskhub",
+        )
+
+        assert describe_service(settings) == (
+            "TaskHub on http://[::]:8080 — docs off — PostgreSQL db.internal:5432/taskhub"
+        )
+
+    def test_once_serving_it_says_where_in_one_line(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        with start_server(database_url, tmp_path) as server:
+            expected = (
+                f"TaskHub on {server.base_url} — docs /docs — {describe_database(database_url)}"
+            )
+            lines: list[str] = []
+            for _ in range(50):  # up to ~5 s: logged once /health answers
+                lines = [line for line in server.output().splitlines() if "TaskHub on" in line]
+                if lines:
+                    break
+                time.sleep(0.1)
+
+        assert len(lines) == 1, server.output()
+        assert expected in lines[0]  # a JSON log line: ENVIRONMENT=test
 
 
 def test_unknown_command_exits_2_with_usage(tmp_path: Path) -> None:
