@@ -21,7 +21,7 @@ HOSTILE = {
     "ENVIRONMENT": "production",
     "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing",
     "REDIS_URL": "redis://127.0.0.1:1/0",
-    "JWT_SECRET": "changeme",
+    "JWT_SECRET": "changeme",  # pragma: allowlist secret - a placeholder, hostile on purpose
     "RATE_LIMIT_REGISTER": "1/hour",
     "CORS_ORIGINS": "https://evil.example",
     "TRUSTED_PROXIES": "0.0.0.0/0",
