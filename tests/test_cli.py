@@ -138,6 +138,8 @@ class TestServe:
                 "PostgreSQL taskhub on the local socket",
             ),
         ],
+        # Not the URLs: the password differs per process, and xdist workers must agree on names.
+        ids=["sqlite", "sqlite-absolute", "sqlite-memory", "postgresql", "no-port", "socket"],
     )
     def test_the_database_is_described_without_credentials(self, url: str, described: str) -> None:
         assert describe_database(url) == described
