@@ -6,7 +6,6 @@ import secrets
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ import sqlalchemy as sa
 from taskhub.__main__ import describe_database, describe_service
 from taskhub.config import MIN_SECRET_BYTES, Settings
 from tests.hermetic import process_env
-from tests.integration.served import start_server
 
 TIMEOUT_SECONDS = 60
 GOOD_SECRET = secrets.token_urlsafe(48)
@@ -157,23 +155,6 @@ class TestServe:
         assert describe_service(settings) == (
             "TaskHub on http://[::]:8080 — docs off — PostgreSQL db.internal:5432/taskhub"
         )
-
-    def test_once_serving_it_says_where_in_one_line(
-        self, database_url: str, tmp_path: Path
-    ) -> None:
-        with start_server(database_url, tmp_path) as server:
-            expected = (
-                f"TaskHub on {server.base_url} — docs /docs — {describe_database(database_url)}"
-            )
-            lines: list[str] = []
-            for _ in range(50):  # up to ~5 s: logged once /health answers
-                lines = [line for line in server.output().splitlines() if "TaskHub on" in line]
-                if lines:
-                    break
-                time.sleep(0.1)
-
-        assert len(lines) == 1, server.output()
-        assert expected in lines[0]  # a JSON log line: ENVIRONMENT=test
 
 
 def test_unknown_command_exits_2_with_usage(tmp_path: Path) -> None:
