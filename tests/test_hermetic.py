@@ -5,12 +5,13 @@ suite with a hostile environment exported."""
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import httpx
 import pytest
 
-from taskhub.config import Settings
+from taskhub.config import ConfigurationError, Settings, load_settings
 from tests.helpers import API, DEFAULT_PASSWORD
 from tests.hermetic import APP_VARIABLES, HARNESS_SETTINGS, process_env
 from tests.integration.served import start_server
@@ -48,6 +49,15 @@ def test_the_in_process_app_has_the_defaults_for_what_the_harness_does_not_set(
     }
 
     assert changed == set()
+
+
+def test_no_dotenv_is_read_in_the_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's `.env` (make run writes one) holds a JWT_SECRET; the suite never reads it."""
+    (tmp_path / ".env").write_text(f"JWT_SECRET={secrets.token_urlsafe(48)}\n")
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(ConfigurationError, match="JWT_SECRET"):
+        load_settings()
 
 
 def test_a_started_process_gets_only_the_settings_it_is_given(
