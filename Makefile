@@ -9,11 +9,11 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint lock requirements check-lock worker beat check bench clean
+.PHONY: help install run migrate test chromium lint lock requirements check-lock worker beat check bench clean
 
 help:
 	@echo "make run      install, write .env if missing, migrate, serve on HOST:PORT (127.0.0.1:8000)"
-	@echo "make test     install and run the whole suite (TEST_DATABASE_URL=postgresql://... for PostgreSQL)"
+	@echo "make test     install (Chromium too, as root) and run the whole suite (TEST_DATABASE_URL=postgresql://... for PostgreSQL)"
 	@echo "make migrate  apply database migrations"
 	@echo "make lint     ruff, ruff format --check, mypy, lock/requirements drift, hadolint, actionlint, zizmor"
 	@echo "make worker   Celery worker (needs REDIS_URL); make beat: the reminder scheduler"
@@ -41,9 +41,13 @@ run: install
 migrate: install
 	$(PY) -m taskhub migrate
 
-test: install
-	@command -v chromium >/dev/null 2>&1 || echo "note: the /docs browser test needs Chromium: apt-get install chromium (.ci/run installs it)"
+# Chromium first: where it is missing and cannot be installed (root with apt-get), make stops
+# with one line saying what to install, before installing or running anything else.
+test: chromium install
 	$(PY) -m pytest
+
+chromium:
+	@bash scripts/ensure_chromium.sh
 
 lint: install check-lock
 	$(VENV)/bin/ruff check src tests migrations

@@ -23,6 +23,9 @@ from taskhub.main import create_app
 from taskhub.migrate import upgrade
 from taskhub.ratelimit import RateLimiter
 from tests.helpers import ApiUser, make_user
+from tests.hermetic import scrub_environment
+
+scrub_environment()  # before anything reads it: the suite runs on its own settings only
 
 # The servers and workers the tests start run this checkout's src/ too, not whichever copy the
 # shared environment has installed (pytest's `pythonpath` covers this process).

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import os
+import secrets
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
+from taskhub.__main__ import describe_database, describe_service
 from taskhub.config import MIN_SECRET_BYTES, Settings
+from tests.hermetic import process_env
 
 TIMEOUT_SECONDS = 60
-
-
-def clean_env(**overrides: str) -> dict[str, str]:
-    """The caller's environment without any TaskHub setting, plus `overrides`."""
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env.update(overrides)
-    return env
+GOOD_SECRET = secrets.token_urlsafe(48)
 
 
 def run_taskhub(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "taskhub", *args],
         cwd=cwd,
-        env=clean_env(**env),
+        env=process_env(**env),  # no ENVIRONMENT: a development run, as users start it
         capture_output=True,
         text=True,
         timeout=TIMEOUT_SECONDS,
@@ -113,6 +110,51 @@ class TestInitEnv:
         finally:
             engine.dispose()
         assert {"alembic_version", "user_account", "user_session", "task"} <= tables
+
+
+# A password only this run knows: the start-up line must not show it, nor the user name.
+DB_PASSWORD = secrets.token_urlsafe(12)
+
+
+class TestServe:
+    @pytest.mark.parametrize(
+        ("url", "described"),
+        [
+            ("sqlite+aiosqlite:///var/taskhub.db", "SQLite var/taskhub.db"),
+            ("sqlite:////srv/taskhub/data.db", "SQLite /srv/taskhub/data.db"),
+            ("sqlite+aiosqlite://", "SQLite in memory"),
+            (
+                f"postgresql+psycopg://operator:{DB_PASSWORD}@db.internal:5432/taskhub",
+                "PostgreSQL db.internal:5432/taskhub",
+            ),
+            (
+                f"postgresql://operator:{DB_PASSWORD}@db.internal/taskhub",
+                "PostgreSQL db.internal/taskhub",
+            ),
+            (
+                "postgresql:///taskhub?host=/run/postgresql",
+                "PostgreSQL taskhub on the local socket",
+            ),
+        ],
+        # Not the URLs: the password differs per process, and xdist workers must agree on names.
+        ids=["sqlite", "sqlite-absolute", "sqlite-memory", "postgresql", "no-port", "socket"],
+    )
+    def test_the_database_is_described_without_credentials(self, url: str, described: str) -> None:
+        assert describe_database(url) == described
+
+    def test_the_start_up_line_names_address_docs_and_database(self) -> None:
+        settings = Settings(
+            _env_file=None,
+            JWT_SECRET=GOOD_SECRET,
+            HOST="::",
+            PORT=8080,
+            DOCS_ENABLED=False,
+            DATABASE_URL=f"postgresql://operator:{DB_PASSWORD}@db.internal:5432/taskhub",
+        )
+
+        assert describe_service(settings) == (
+            "TaskHub on http://[::]:8080 — docs off — PostgreSQL db.internal:5432/taskhub"
+        )
 
 
 def test_unknown_command_exits_2_with_usage(tmp_path: Path) -> None:

@@ -199,6 +199,7 @@ class TestDefaults:
         assert configured.RATE_LIMIT_LOGIN_USERNAME == "100/hour"
         assert configured.RATE_LIMIT_API == "600/minute"
         assert configured.RATE_LIMIT_REGISTER == "20/hour"
+        assert configured.RATE_LIMIT_KEY_PREFIX == "taskhub-limits"
         assert configured.TRUSTED_PROXIES == ""
         assert configured.MAX_BODY_BYTES == 65_536
         assert configured.CORS_ORIGINS == ""
@@ -210,6 +211,9 @@ class TestDefaults:
             8000,
             1,
         )
+
+    def test_an_empty_rate_limit_key_prefix_is_refused(self) -> None:
+        assert "RATE_LIMIT_KEY_PREFIX" in refusal(JWT_SECRET=GOOD_SECRET, RATE_LIMIT_KEY_PREFIX="")
 
     def test_env_example_lists_every_variable(self) -> None:
         example = (PROJECT_ROOT / ".env.example").read_text()

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import http.client
+import logging
 import os
 import secrets
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from taskhub.config import ConfigurationError, Settings, load_settings
+
+logger = logging.getLogger("taskhub")
+# Where the start-up probe asks when the server listens on every address.
+WILDCARD_PROBES = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - addresses, not binds
+PROBE_TIMEOUT_SECONDS = 10.0
+PROBE_INTERVAL_SECONDS = 0.1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,12 +71,24 @@ def serve(settings: Settings) -> int:
     """On SIGTERM (ECS, docker stop) or SIGINT uvicorn stops accepting connections, lets requests
     in flight finish (at most `timeout_graceful_shutdown` seconds), then runs the app's shutdown,
     which closes the database pool and the rate limiter's connections.
+
+    Once it serves, one line says where: `TaskHub on http://127.0.0.1:8000 — docs /docs — SQLite
+    var/taskhub.db`.
     """
     import uvicorn
+
+    from taskhub.logs import configure_logging
 
     # uvicorn re-raises the signal it drained for once it is done; the default action would turn
     # a clean stop into exit status -15 (143 in a container), which reads as a crash.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    configure_logging(settings)  # the app does it too, in each worker; this is the parent's
+    threading.Thread(
+        target=_announce_once_serving,
+        args=(settings, describe_service(settings)),
+        name="announce",
+        daemon=True,
+    ).start()
     uvicorn.run(
         "taskhub.main:create_app",
         factory=True,
@@ -83,6 +105,45 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=20,
     )
     return 0
+
+
+def describe_service(settings: Settings) -> str:
+    """The start-up line: address, docs and database; never a user name or password."""
+    host = f"[{settings.HOST}]" if ":" in settings.HOST else settings.HOST
+    docs = "/docs" if settings.DOCS_ENABLED else "off"
+    database = describe_database(settings.database_url)
+    return f"TaskHub on http://{host}:{settings.PORT} — docs {docs} — {database}"
+
+
+def describe_database(url: str) -> str:
+    """`SQLite var/taskhub.db` or `PostgreSQL db.internal:5432/taskhub`: no credentials."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite {parsed.database or 'in memory'}"
+    if not parsed.host:
+        return f"PostgreSQL {parsed.database} on the local socket"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"PostgreSQL {parsed.host}{port}/{parsed.database}"
+
+
+def _announce_once_serving(settings: Settings, line: str) -> None:
+    """Logs `line` once /health answers on HOST:PORT: the socket listens and the app (with several
+    workers, the first of them) has started. A plain connection: no proxy from the environment."""
+    host = WILDCARD_PROBES.get(settings.HOST, settings.HOST)
+    while True:
+        connection = http.client.HTTPConnection(host, settings.PORT, timeout=PROBE_TIMEOUT_SECONDS)
+        try:
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                logger.info(line)
+                return
+        except (OSError, http.client.HTTPException):
+            pass  # not listening yet, or no worker has taken the connection yet
+        finally:
+            connection.close()
+        time.sleep(PROBE_INTERVAL_SECONDS)
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

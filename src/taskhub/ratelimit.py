@@ -98,7 +98,7 @@ class RateLimiter:
                 "async+" + url,
                 implementation="redispy",
                 wrap_exceptions=True,
-                key_prefix="taskhub-limits",
+                key_prefix=settings.RATE_LIMIT_KEY_PREFIX,
                 **options,
             )
             self._shared = MovingWindowRateLimiter(storage)

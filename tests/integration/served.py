@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from taskhub.config import Settings
+from tests.hermetic import process_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 15.0
@@ -89,9 +89,8 @@ def start_server(database_url: str, tmp_path: Path, **env_overrides: str) -> Ite
     whole process group killed on exit if it is still running."""
     port = free_port()
     # Only the settings given here: none leak in from the environment pytest runs in.
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env.update(
-        {
+    env = process_env(
+        **{
             "ENVIRONMENT": "test",
             "DATABASE_URL": database_url,
             "JWT_SECRET": secrets.token_urlsafe(48),

@@ -7,12 +7,15 @@ import signal
 import httpx
 import pytest
 
+from taskhub.__main__ import describe_database
 from tests.helpers import API
 from tests.integration.served import Server, wait_for_exit
 
 
 @pytest.mark.usefixtures("app")  # the shared app's teardown empties the tables afterwards
-def test_a_user_session_over_real_http_then_a_clean_shutdown(server: Server) -> None:
+def test_a_user_session_over_real_http_then_a_clean_shutdown(
+    server: Server, database_url: str
+) -> None:
     username, password = "integration-user", "copper-window-sparrow-8"
     with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
         registered = http.post(
@@ -62,6 +65,11 @@ def test_a_user_session_over_real_http_then_a_clean_shutdown(server: Server) -> 
     returncode = wait_for_exit(server, signal.SIGINT)
     output = server.output()
     assert returncode == 0, output
+    # Once it served, one line said where (a JSON log line: ENVIRONMENT=test).
+    where = f"TaskHub on {server.base_url} — docs /docs — {describe_database(database_url)}"
+    announced = [line for line in output.splitlines() if "TaskHub on" in line]
+    assert len(announced) == 1, output
+    assert where in announced[0]
     assert "Traceback" not in output
     assert password not in output
     assert tokens["access_token"] not in output

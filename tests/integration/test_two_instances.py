@@ -3,9 +3,10 @@ app keeps no state of its own that matters, so a client may talk to either insta
 one instance loses no acknowledged request.
 
 Redis must be running (CI starts it): without it this test fails, it is never skipped. The API
-instances keep their rate-limit windows in Redis DB 12 (key prefix 'taskhub-limits', cleared
-first); the API never talks to the broker, so worker and beat get the worker tests' DB 11 under a
-key prefix of their own (`celery_processes`, `broker_key_prefix` from test_worker).
+instances keep their rate-limit windows in Redis DB 12 under a key prefix of the test's own
+(RATE_LIMIT_KEY_PREFIX, deleted after it), so two runs at once never share a window; the API never
+talks to the broker, so worker and beat get the worker tests' DB 11 under a key prefix of their
+own (`celery_processes`, `broker_key_prefix` from test_worker).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import secrets
 import signal
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.helpers import API, DEFAULT_PASSWORD
 from tests.integration.served import Server, start_server
@@ -33,7 +37,6 @@ from tests.integration.test_worker import (  # noqa: F401 - fixtures, used by na
 )
 
 LIMITS_REDIS_URL = "redis://127.0.0.1:6379/12"  # the API instances' rate-limit windows only
-LIMITS_KEY_PREFIX = "taskhub-limits"
 LOAD_REQUESTS = 40
 KILL_AFTER = 10  # completed creations before instance A is killed
 TIMEOUT = 10.0
@@ -58,15 +61,25 @@ def me_status(http: httpx.Client, token: str) -> int:
     return http.get(f"{API}/users/me", headers=bearer(token)).status_code
 
 
+@pytest.fixture
+def limits_key_prefix() -> Iterator[str]:
+    """The API instances' own rate-limit key prefix, its keys deleted after the test."""
+    prefix = f"taskhub-test-limits-{uuid.uuid4().hex}"
+    yield prefix
+    with suppress(redis.ConnectionError, pytest.fail.Exception):
+        clear_redis(prefix, LIMITS_REDIS_URL)
+
+
 @pytest.mark.usefixtures("app")  # the shared app's teardown empties the tables afterwards
 def test_two_api_instances_share_all_state(
     database_url: str,
     tmp_path: Path,
     celery_processes: CeleryProcesses,  # noqa: F811
     broker_key_prefix: str,  # noqa: F811
+    limits_key_prefix: str,
 ) -> None:
     clear_redis(broker_key_prefix)
-    clear_redis(LIMITS_KEY_PREFIX, LIMITS_REDIS_URL)
+    clear_redis(limits_key_prefix, LIMITS_REDIS_URL)  # also fails the test at once without Redis
     # Started first: the worker takes the longest to come up, and runs while the servers start.
     celery_processes.start_worker("worker")
     celery_processes.start_beat()
@@ -74,6 +87,7 @@ def test_two_api_instances_share_all_state(
     shared = {
         "JWT_SECRET": secrets.token_urlsafe(48),  # one deployment: one signing secret
         "REDIS_URL": LIMITS_REDIS_URL,
+        "RATE_LIMIT_KEY_PREFIX": limits_key_prefix,
         "RATE_LIMIT_LOGIN": "4/minute",
         "REMINDER_SCAN_INTERVAL": "1",
     }

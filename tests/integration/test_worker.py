@@ -34,6 +34,7 @@ from taskhub.tasks.models import Task
 from taskhub.worker.celery_app import create_celery
 from tests.conftest import make_settings
 from tests.helpers import API, ApiUser, create_task
+from tests.hermetic import process_env
 
 REDIS_URL = "redis://127.0.0.1:6379/11"  # not the app's DB 0; keys are prefixed per test
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -146,18 +147,17 @@ def broker_key_prefix() -> Iterator[str]:
 def celery_processes(
     tmp_path: Path, database_url: str, settings: Settings, broker_key_prefix: str
 ) -> Iterator[CeleryProcesses]:
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": settings.JWT_SECRET.get_secret_value(),
-        "REDIS_URL": REDIS_URL,
-        "CELERY_BROKER_KEY_PREFIX": broker_key_prefix,
-        "REMINDER_SCAN_INTERVAL": "1",
-        "REMINDER_LEAD_TIME": "3600",
-        "REMINDER_SCAN_BATCH_SIZE": "500",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = process_env(
+        ENVIRONMENT="test",
+        DATABASE_URL=database_url,
+        JWT_SECRET=settings.JWT_SECRET.get_secret_value(),
+        REDIS_URL=REDIS_URL,
+        CELERY_BROKER_KEY_PREFIX=broker_key_prefix,
+        REMINDER_SCAN_INTERVAL="1",
+        REMINDER_LEAD_TIME="3600",
+        REMINDER_SCAN_BATCH_SIZE="500",
+        PYTHONUNBUFFERED="1",
+    )
     processes = CeleryProcesses(tmp_path, env)
     try:
         yield processes

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -32,8 +33,9 @@ OTHER_ADDRESS = "198.51.100.23"
 MINUTE, HOUR = 60, 3600
 RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 
-# The machine's Redis (CI starts one). DB 14 is ours alone: flushed before every test that uses
-# it. If Redis is down these tests fail; they never skip.
+# The machine's Redis (CI starts one), DB 14, under a key prefix of each test's own (deleted after
+# it): two runs at once on one machine never count into each other's windows, and nothing else
+# in that database is touched. If Redis is down these tests fail; they never skip.
 REDIS_URL = "redis://127.0.0.1:6379/14"
 UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
 
@@ -67,11 +69,24 @@ async def apps(app: FastAPI, database_url: str) -> AsyncIterator[Apps]:
 
 
 @pytest.fixture
-def shared_redis() -> Iterator[redis.Redis]:
+def limits_key_prefix() -> str:
+    return f"taskhub-test-limits-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def shared_redis(limits_key_prefix: str) -> Iterator[redis.Redis]:
     with redis.Redis.from_url(REDIS_URL) as connection:
-        connection.flushdb()
+        connection.ping()  # no Redis: the test errors here, it is never skipped
         yield connection
-        connection.flushdb()
+        keys = list(connection.scan_iter(match=f"{limits_key_prefix}*", count=1000))
+        if keys:
+            connection.delete(*keys)
+
+
+@pytest.fixture
+def on_redis(shared_redis: redis.Redis, limits_key_prefix: str) -> dict[str, object]:
+    """The settings of an app that keeps its limits in the shared Redis, under this test's prefix."""
+    return {"REDIS_URL": REDIS_URL, "RATE_LIMIT_KEY_PREFIX": limits_key_prefix}
 
 
 async def login(
@@ -486,9 +501,13 @@ class TestPerProcessWithoutRedis:
 
 class TestSharedThroughRedis:
     async def test_two_instances_with_one_redis_add_up_failed_logins(
-        self, apps: Apps, shared_redis: redis.Redis
+        self,
+        apps: Apps,
+        on_redis: dict[str, object],
+        shared_redis: redis.Redis,
+        limits_key_prefix: str,
     ) -> None:
-        settings: dict[str, object] = {"REDIS_URL": REDIS_URL, "RATE_LIMIT_LOGIN": "4/minute"}
+        settings = {**on_redis, "RATE_LIMIT_LOGIN": "4/minute"}
         first = await apps.client(apps.build(**settings))
         second = await apps.client(apps.build(**settings))
         alice = await make_user(first, "alice")
@@ -498,13 +517,13 @@ class TestSharedThroughRedis:
 
         assert_too_many(await login(first, "alice"), limit=4, window=MINUTE)
         assert_too_many(await login(second, "alice", alice.password), limit=4, window=MINUTE)
-        assert shared_redis.keys("taskhub-limits*"), "the counts live in Redis"
+        assert shared_redis.keys(f"{limits_key_prefix}*"), "the counts live in Redis"
 
     async def test_two_instances_with_one_redis_share_the_address_and_username_limits(
-        self, apps: Apps, shared_redis: redis.Redis
+        self, apps: Apps, on_redis: dict[str, object]
     ) -> None:
-        settings: dict[str, object] = {
-            "REDIS_URL": REDIS_URL,
+        settings = {
+            **on_redis,
             "RATE_LIMIT_LOGIN_IP": "2/minute",
             "RATE_LIMIT_LOGIN_USERNAME": "2/hour",
         }
@@ -518,10 +537,10 @@ class TestSharedThroughRedis:
         assert (await login(await apps.client(second, "192.0.2.3"), "carol")).status_code == 429
 
     async def test_two_instances_with_one_redis_share_the_user_limit(
-        self, apps: Apps, shared_redis: redis.Redis
+        self, apps: Apps, on_redis: dict[str, object]
     ) -> None:
-        settings: dict[str, object] = {
-            "REDIS_URL": REDIS_URL,
+        settings = {
+            **on_redis,
             "RATE_LIMIT_API": "3/minute",
             "JWT_SECRET": "shared-" + "k" * 20 + "0123456789abcdef",
         }
@@ -536,9 +555,9 @@ class TestSharedThroughRedis:
         assert_too_many(await second.get(ME, headers=alice.headers), limit=3, window=MINUTE)
 
     async def test_two_instances_with_one_redis_share_the_registration_limit(
-        self, apps: Apps, shared_redis: redis.Redis
+        self, apps: Apps, on_redis: dict[str, object]
     ) -> None:
-        settings: dict[str, object] = {"REDIS_URL": REDIS_URL, "RATE_LIMIT_REGISTER": "1/hour"}
+        settings = {**on_redis, "RATE_LIMIT_REGISTER": "1/hour"}
         first = await apps.client(apps.build(**settings))
         second = await apps.client(apps.build(**settings))
         created = await first.post(REGISTER, json={"username": "one", "password": DEFAULT_PASSWORD})
