@@ -91,13 +91,13 @@ class TestDepth:
         """One string that never ends, full of escaped quotes: a scan that, failing to close it,
         tried again from each quote would read the rest of the text once per quote (some 100 s
         for these 60 KB; this scan takes well under a millisecond)."""
-        body = b"[" * 40 + b'"' + b'\\"' * 30_000
+        body = b"[" * 10 + b'"' + b'\\"' * 30_000 + b"[" * 40
 
         began = time.perf_counter()
         refused = refusal(body)
         elapsed = time.perf_counter() - began
 
-        assert refused.status_code == 400
+        assert refused.detail == "The request body is not valid JSON"
         assert elapsed < 2.0, elapsed
 
 
