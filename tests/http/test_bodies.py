@@ -126,7 +126,7 @@ class TestLoneSurrogates:
         ("body", "loc"),
         [
             (b'"\\ud800"', ["body"]),
-            (b'{"password": "abc\\ud800def"}', ["body", "password"]),
+            (b'{"title": "abc\\ud800def"}', ["body", "title"]),
             (b'{"a": "\\udc00"}', ["body", "a"]),
             (b'{"a": "\\uDBFF!"}', ["body", "a"]),
             (b'{"a": "\\ud800\\u0041"}', ["body", "a"]),  # high, then no low

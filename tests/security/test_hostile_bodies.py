@@ -35,7 +35,7 @@ from tests.helpers import API, ApiUser, assert_problem, create_task
 PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 LOGIN = ("POST", f"{API}/auth/login")
 SURROGATES = ("\ud800", "\udfff", "x\udc00y", "\ud83d")
-NEW_PASSWORD = "tangerine-lantern-57"
+CHANGED_TO = "tangerine-lantern-57"
 
 
 @dataclass(frozen=True, order=True)
@@ -72,12 +72,12 @@ def json_operations(app: FastAPI) -> list[JsonOperation]:
 # A body each operation accepts, for a user who has `ids`. An operation missing here fails.
 Body = Callable[[ApiUser], dict[str, Any]]
 VALID_BODIES: dict[tuple[str, str], Body] = {
-    ("POST", f"{API}/auth/register"): lambda _: {"username": "carol", "password": NEW_PASSWORD},
+    ("POST", f"{API}/auth/register"): lambda _: {"username": "carol", "password": CHANGED_TO},
     LOGIN: lambda user: {"username": user.username, "password": user.password},
     ("POST", f"{API}/auth/refresh"): lambda user: {"refresh_token": user.refresh_token},
     ("POST", f"{API}/users/me/password"): lambda user: {
         "current_password": user.password,
-        "new_password": NEW_PASSWORD,
+        "new_password": CHANGED_TO,
     },
     ("POST", f"{API}/tasks"): lambda _: {"title": "a task", "description": "more"},
     ("PATCH", f"{API}/tasks/{{task_id}}"): lambda _: {"title": "renamed", "description": "d"},
