@@ -7,6 +7,9 @@
 # scripts/check_image_install.sh runs the `deps` install line below in a fresh venv and starts
 # the app from it, in CI, because this machine cannot build images.
 
+# The base of both stages: name:tag@sha256:<digest> once pinned, the tag kept for humans.
+# deploy.yml builds nothing until it is pinned by digest; deploy/README.md ("The base image")
+# says how to pin and bump it (no digest was recorded here yet).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- deps: the hashed, binary-only install of requirements.txt, nothing else ----------------

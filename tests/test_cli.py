@@ -76,6 +76,53 @@ class TestMissingConfiguration:
         assert "Traceback" not in result.stderr
 
 
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "JWT_SECRET": secrets.token_urlsafe(48),
+    "DATABASE_URL": "postgresql://u@127.0.0.1:1/db",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+}
+
+
+class TestProductionRefusals:
+    """The contract's "Production refuses": one line naming the variable, no traceback."""
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "says"),
+        [
+            ("RATE_LIMIT_ENABLED", "false", "RATE_LIMIT_ENABLED must be true in production"),
+            ("TRUSTED_PROXIES", "10.0.0.0/16,alb.internal", "TRUSTED_PROXIES: must be"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES: must be"),
+        ],
+    )
+    def test_serve_exits_2_with_one_line(
+        self, tmp_path: Path, variable: str, value: str, says: str
+    ) -> None:
+        result = run_taskhub(tmp_path, "serve", **{**PRODUCTION, variable: value})
+
+        assert result.returncode == 2
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("taskhub: invalid configuration: ")
+        assert says in result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+    def test_an_unparsable_trusted_proxies_is_one_line_in_development_too(
+        self, tmp_path: Path
+    ) -> None:
+        result = run_taskhub(
+            tmp_path,
+            "serve",
+            JWT_SECRET=PRODUCTION["JWT_SECRET"],
+            TRUSTED_PROXIES="load-balancer",
+        )
+
+        assert result.returncode == 2
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "TRUSTED_PROXIES" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 class TestInitEnv:
     def test_writes_a_private_dotenv_with_a_fresh_secret(self, tmp_path: Path) -> None:
         result = run_taskhub(tmp_path, "init-env")

@@ -126,6 +126,58 @@ class TestProduction:
     def test_bcrypt_rounds_of_12_or_more_are_accepted(self) -> None:
         assert settings(**PRODUCTION, BCRYPT_ROUNDS=13).bcrypt_rounds == 13
 
+    def test_rate_limits_switched_off_are_refused(self) -> None:
+        assert "RATE_LIMIT_ENABLED must be true in production" in refusal(
+            **PRODUCTION, RATE_LIMIT_ENABLED=False
+        )
+
+    def test_rate_limits_may_be_switched_off_elsewhere(self) -> None:
+        for environment in ("development", "test"):
+            configured = settings(
+                JWT_SECRET=GOOD_SECRET, ENVIRONMENT=environment, RATE_LIMIT_ENABLED=False
+            )
+            assert configured.RATE_LIMIT_ENABLED is False
+
+
+class TestTrustedProxies:
+    @pytest.mark.parametrize(
+        "value",
+        ["", "10.0.0.0/16", " 10.0.0.1 , 192.168.0.0/24,", "fd00::/8,10.0.0.5", "10.0.0.1/8"],
+    )
+    def test_addresses_and_cidr_blocks_are_accepted(self, value: str) -> None:
+        configured = settings(JWT_SECRET=GOOD_SECRET, TRUSTED_PROXIES=value)
+
+        assert value == configured.TRUSTED_PROXIES
+
+    @pytest.mark.parametrize(
+        "value", ["alb.internal", "10.0.0.0/33", "10.0.0.0/16;10.1.0.0/16", "10.0.0.256", "*"]
+    )
+    @pytest.mark.parametrize("environment", ["development", "test", "production"])
+    def test_anything_else_is_refused_in_every_environment(
+        self, value: str, environment: str
+    ) -> None:
+        values = PRODUCTION if environment == "production" else {"JWT_SECRET": GOOD_SECRET}
+
+        message = refusal(**{**values, "ENVIRONMENT": environment, "TRUSTED_PROXIES": value})
+
+        assert "TRUSTED_PROXIES" in message
+        assert "IP addresses or CIDR blocks" in message
+
+    def test_the_refusal_is_one_line_naming_the_variable_and_the_bad_entry(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("JWT_SECRET", GOOD_SECRET)
+        monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/16, alb.internal")
+
+        with pytest.raises(ConfigurationError) as caught:
+            load_settings()
+
+        assert str(caught.value) == (
+            "invalid configuration: TRUSTED_PROXIES: must be comma-separated IP addresses or "
+            "CIDR blocks: 'alb.internal' does not appear to be an IPv4 or IPv6 network"
+        )
+
 
 class TestDatabaseUrl:
     @pytest.mark.parametrize(

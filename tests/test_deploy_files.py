@@ -9,6 +9,7 @@ import ipaddress
 import json
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,6 +385,18 @@ def test_dockerfile_base_image_is_pinned_to_a_specific_tag() -> None:
     assert re.fullmatch(r"python:3\.11-slim-[a-z]+(@sha256:[0-9a-f]{64})?", match.group(1))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="no digest is recorded yet: someone with registry access pins it (deploy/README.md, "
+    "'The base image'), then removes this marker so that the test enforces the pin",
+)
+def test_dockerfile_base_image_is_pinned_by_digest() -> None:
+    """The same check the deploy runs before it builds anything."""
+    result = run_step(deploy_step(PIN_GATE)["run"], ROOT)
+
+    assert result.returncode == 0, result.stdout
+
+
 def dockerignore_excludes(patterns: list[str], path: str) -> bool:
     """Docker's rule: the last pattern matching the path, or a folder above it, decides."""
     excluded = False
@@ -455,6 +468,100 @@ def test_workflow_permissions_are_least_privilege(path: Path) -> None:
         for step in job.get("steps", []):
             if str(step.get("uses", "")).startswith("actions/checkout@"):
                 assert step["with"]["persist-credentials"] is False
+
+
+DEPLOY_WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
+ON_MAIN_ONLY = "github.ref == 'refs/heads/main'"
+PIN_GATE = "Refuse a base image not pinned by digest"
+BUILD = "Build and push the image"
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def deploy_workflow() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(DEPLOY_WORKFLOW.read_text())
+    return loaded
+
+
+def deploy_step(name: str) -> dict[str, Any]:
+    [step] = [
+        step for step in deploy_workflow()["jobs"]["deploy"]["steps"] if step.get("name") == name
+    ]
+    return dict(step)
+
+
+def run_step(script: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """A `run:` script the way GitHub runs it on Linux (bash -e, pipefail, no profile)."""
+    return subprocess.run(  # noqa: S603 - our own workflow's script
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],  # noqa: S607
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_only_main_deploys() -> None:
+    """A manual run can start from any branch: every job is skipped unless the ref is main,
+    and the production environment's own branch rule (a setting) is documented as required."""
+    workflow = deploy_workflow()
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+
+    assert triggers["push"] == {"branches": ["main"]}
+    for name, job in workflow["jobs"].items():
+        assert job.get("if") == ON_MAIN_ONLY, f"job {name} runs from any branch"
+    assert workflow["jobs"]["deploy"]["environment"] == "production"
+    assert workflow["jobs"]["deploy"]["needs"] == "ci"
+
+
+def test_the_production_environment_branch_rule_is_documented_as_required() -> None:
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    section = readme.split("## Required repository settings", 1)[1].split("\n## ", 1)[0]
+    section = " ".join(section.split())  # as read, whatever the line breaks
+
+    assert "only `main` reaches production" in section
+    assert ON_MAIN_ONLY in section
+    assert "Settings → Environments → `production`" in section
+    assert "**Selected branches and tags**, with the single rule `main`" in section
+    assert "deployment-branch-policies" in section  # how to check it
+
+
+@pytest.mark.parametrize(
+    ("arg", "passes"),
+    [
+        (f"ARG PYTHON_IMAGE=python:3.11-slim-bookworm@{DIGEST}", True),
+        (f"ARG PYTHON_IMAGE=registry.example/library/python:3.11-slim@{DIGEST}", True),
+        ("ARG PYTHON_IMAGE=python:3.11-slim-bookworm", False),
+        (f"ARG PYTHON_IMAGE=python@{DIGEST}", False),  # the tag stays beside it, for humans
+        (f"ARG PYTHON_IMAGE=python:3.11-slim-bookworm@{DIGEST[:-1]}", False),
+        (f"ARG PYTHON_IMAGE=python:3.11-slim-bookworm@{DIGEST.upper()}", False),
+        (f"ARG PYTHON_IMAGE=python:3.11-slim-bookworm@{DIGEST} # pinned", False),
+        (f"# ARG PYTHON_IMAGE=python:3.11-slim-bookworm@{DIGEST}", False),  # a comment
+        ("ARG PYTHON_IMAGE", False),
+    ],
+)
+def test_the_deploy_refuses_a_base_image_not_pinned_by_digest(
+    tmp_path: Path, arg: str, passes: bool
+) -> None:
+    (tmp_path / "Dockerfile").write_text(f"# base\n{arg}\nFROM ${{PYTHON_IMAGE}} AS deps\n")
+
+    result = run_step(deploy_step(PIN_GATE)["run"], tmp_path)
+
+    assert (result.returncode == 0) is passes, result.stdout
+    if not passes:
+        assert "::error file=Dockerfile::PYTHON_IMAGE is not pinned by digest" in result.stdout
+
+
+def test_the_pin_is_checked_before_the_build_which_cannot_replace_it() -> None:
+    steps = [step.get("name") for step in deploy_workflow()["jobs"]["deploy"]["steps"]]
+    build = deploy_step(BUILD)["run"]
+
+    assert steps.index(PIN_GATE) < steps.index(BUILD)
+    assert "--build-arg" not in build  # the Dockerfile's pinned default is what gets built
+    # The task definitions name the pushed image by its digest, not by its (movable) tag.
+    assert 'echo "image=$REGISTRY/$ECR_REPOSITORY@$digest" >> "$GITHUB_OUTPUT"' in build
+    registered = deploy_step("Register the task definitions with the new image")
+    assert registered["env"]["IMAGE"] == "${{ steps.image.outputs.image }}"
 
 
 def test_deploy_assumes_a_role_with_oidc_and_holds_no_aws_keys() -> None:

@@ -2,7 +2,8 @@
 
 Creates and seeds its own PostgreSQL database (taskhub_bench on 127.0.0.1:5432, dropped first),
 counts database round trips and captures query plans in-process, then for 1 and 2 workers
-starts `python -m taskhub serve` with production settings and drives it with wrk (1 thread,
+starts `python -m taskhub serve` with production settings, rate limits off (which production
+refuses, hence ENVIRONMENT=test), and drives it with wrk (1 thread,
 a warm-up run, then a measured run per scenario), sampling the server's CPU and memory.
 
 Environment overrides, for a quick smoke run:
@@ -188,7 +189,9 @@ def server_env(workers: int, port: int, secret: str) -> dict[str, str]:
     env = {key: os.environ[key] for key in keep if key in os.environ}
     env.update(
         {
-            "ENVIRONMENT": "production",
+            # Production refuses RATE_LIMIT_ENABLED=false. "test" runs the same code; it differs
+            # only in the start-up checks and the bcrypt default, set explicitly below.
+            "ENVIRONMENT": "test",
             "DATABASE_URL": dbsetup.bench_url(),
             "REDIS_URL": "redis://127.0.0.1:6379/15",
             "JWT_SECRET": secret,

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from taskhub.security.client_ip import parse_trusted_proxies
+
 Environment = Literal["development", "test", "production"]
 
 MIN_SECRET_BYTES = 32
@@ -94,6 +96,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"each secret must be at least {MIN_SECRET_BYTES} bytes long")
         return value
 
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _trusted_proxies_parse(cls, value: str) -> str:
+        """Parsed here by the parser the app uses, so a typo is one line at start-up in every
+        environment, not a traceback from create_app."""
+        try:
+            parse_trusted_proxies(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"must be comma-separated IP addresses or CIDR blocks: {exc}"
+            ) from None
+        return value
+
     @model_validator(mode="after")
     def _metrics_port_is_usable(self) -> Settings:
         if self.METRICS_ENABLED and self.METRICS_PORT:
@@ -119,6 +134,9 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL is required in production")
         if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
             raise ValueError(f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS}")
+        if not self.RATE_LIMIT_ENABLED:
+            # Brute force and the login limits the contract promises would be off.
+            raise ValueError("RATE_LIMIT_ENABLED must be true in production")
         return self
 
     @cached_property

@@ -87,6 +87,21 @@ class ValidationFailed(TaskHubError):
         return {"errors": self.errors}
 
 
+class RefusedBody(StarletteHTTPException):
+    """A request body refused while it is decoded (taskhub.http.bodies), before any validation.
+
+    An HTTPException rather than a TaskHubError: FastAPI reads the body of a route with a body
+    parameter itself, and passes an HTTPException raised there on as it is, where any other
+    exception would become a bare 400. Rendered by the same handler, `errors` included.
+    """
+
+    def __init__(
+        self, status: int, detail: str, *, errors: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        super().__init__(status, detail)
+        self.errors = [dict(error) for error in errors]
+
+
 class ServiceUnavailable(TaskHubError):
     status = 503
     detail = "A dependency is unavailable; retry later"
@@ -127,7 +142,8 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 405:
         # Starlette names only the first route that matched the path; RFC 9110 wants them all.
         headers["Allow"] = ", ".join(sorted(_allowed_methods(request))) or headers.get("Allow", "")
-    return problem_response(exc.status_code, detail, headers=headers)
+    extra = {"errors": exc.errors} if isinstance(exc, RefusedBody) and exc.errors else {}
+    return problem_response(exc.status_code, detail, headers=headers, **extra)
 
 
 def _allowed_methods(request: Request) -> set[str]:

@@ -16,6 +16,7 @@ from taskhub.db.engine import create_database
 from taskhub.errors import install_error_handlers
 from taskhub.http import health
 from taskhub.http.admission import AdmissionGate
+from taskhub.http.bodies import JSONRoute
 from taskhub.http.docs import DOCS_PATHS, install_docs
 from taskhub.http.metrics import METRICS_PATH, install_metrics, serve_metrics
 from taskhub.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Routes added by add_routes_of leave this option at its default, so they take the app's.
         generate_unique_id_function=operation_id,
     )
+    # Routes added to the app directly (app.post, add_api_route) decode bodies the one way too.
+    app.router.route_class = JSONRoute
     app.state.settings = settings
     app.state.database = database
     app.state.rate_limiter = RateLimiter(settings)

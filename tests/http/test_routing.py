@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from taskhub.config import Settings
 from taskhub.http import health
+from taskhub.http.bodies import JSONRoute
 from taskhub.http.routing import UnauthenticatedRoute, add_routes_of
 from taskhub.main import API_PREFIX, API_ROUTERS, PUBLIC_PATHS, create_app
 
@@ -48,7 +49,9 @@ def test_flat_routes_match_included_ones_option_for_option() -> None:
     actual = [route for route in application.routes if isinstance(route, APIRoute)]
     assert [context.path_format for context in expected] == [route.path for route in actual]
     for context, route in zip(expected, actual, strict=True):
-        assert type(route) is type(context.original_route)
+        # The same route class, but built on JSONRoute: bodies are decoded the one way.
+        assert type(context.original_route) is APIRoute
+        assert type(route) is JSONRoute
         assert route.endpoint is context.endpoint
         assert route.unique_id == context.unique_id
         assert route.dependency_overrides_provider is application
@@ -57,6 +60,36 @@ def test_flat_routes_match_included_ones_option_for_option() -> None:
         assert route.form_limits == context.original_route.form_limits
         for option in COMPARED_OPTIONS:
             assert getattr(route, option) == getattr(context, option), (route.path, option)
+
+
+def test_every_route_of_the_app_decodes_bodies_the_one_way(settings: Settings) -> None:
+    application = create_app(settings)
+
+    @application.post("/added-later")
+    async def added_later() -> None: ...
+
+    routes = [route for route in application.routes if isinstance(route, APIRoute)]
+    assert len(routes) > 10
+    assert [route.path for route in routes if not isinstance(route, JSONRoute)] == []
+
+
+def test_a_route_class_of_its_own_must_build_on_json_route() -> None:
+    class Mine(JSONRoute):
+        pass
+
+    class Other(APIRoute):
+        pass
+
+    kept = APIRouter(route_class=Mine)
+    kept.add_api_route("/mine", health.health)
+    application = FastAPI()
+    add_routes_of(application, kept)
+    assert type(application.routes[-1]) is Mine
+
+    refused = APIRouter(route_class=Other)
+    refused.add_api_route("/other", health.health)
+    with pytest.raises(TypeError, match="JSONRoute"):
+        add_routes_of(FastAPI(), refused)
 
 
 def test_a_nested_router_is_refused_rather_than_dropped() -> None:

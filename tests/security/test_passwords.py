@@ -70,6 +70,8 @@ class TestSeventyTwoByteLimit:
             ("€" * 25, False),  # 75 bytes, 25 characters
             ("a" * 71 + "é", False),  # 73 bytes
             ("", True),
+            ("abc\ud800", False),  # a lone surrogate has no UTF-8 form at all
+            ("\udfff", False),
         ],
     )
     def test_fits_bcrypt_counts_utf8_bytes(self, password: str, fits: bool) -> None:
@@ -85,6 +87,16 @@ class TestSeventyTwoByteLimit:
         assert await verify_password("x" * 100, password_hash) is False
         assert await verify_password("€" * 25, password_hash) is False
         assert await verify_password("y" * 100_000, password_hash) is False
+
+    async def test_verify_password_with_a_lone_surrogate_returns_false_without_raising(
+        self,
+    ) -> None:
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+
+        assert await verify_password("plum-kettle-orbit-42\ud800", password_hash) is False
+        await verify_against_dummy("\ud800", rounds=ROUNDS)
+        with pytest.raises(ValueError, match="72 bytes"):
+            await hash_password("\ud800" * 8, rounds=ROUNDS)
 
     async def test_verify_password_is_not_fooled_by_truncation(self) -> None:
         password = "k" * 72

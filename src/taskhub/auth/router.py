@@ -22,10 +22,13 @@ from taskhub.auth.schemas import (
     render_tokens,
 )
 from taskhub.auth.service import IssuedTokens
-from taskhub.errors import BadRequest, ValidationFailed
+from taskhub.errors import ValidationFailed
+from taskhub.http.bodies import LoneSurrogate, without_lone_surrogates
 from taskhub.http.dependencies import ClientIP, Db, RateLimiterDep, SettingsDep
 from taskhub.http.openapi import error_responses
 from taskhub.http.responses import json_response
+
+CREDENTIAL_PLACES = frozenset({("username",), ("password",)})
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["auth"])
@@ -104,22 +107,41 @@ def _tokens_response(issued: IssuedTokens) -> Response:
 async def _login_credentials(request: Request) -> LoginJSON:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
+        # Percent-encoded bytes that are not UTF-8 arrive as U+FFFD: a wrong password, no error.
         form = await request.form(max_files=0, max_fields=16)
         raw: Any = {key: form.get(key) for key in ("username", "password") if key in form}
     else:
-        try:
-            raw = await request.json()
-        except ValueError:
-            raise BadRequest("The request body is not valid JSON") from None
+        raw = await _login_json(request)
     if not isinstance(raw, dict):
         raise ValidationFailed(loc=["body"], msg="must be an object with username and password")
+    # A lone surrogate is in nobody's username or password. U+FFFD stands in for it while the
+    # body's shape is checked, and in the username from then on (no account has one; the limits
+    # count it under a name Redis can store). The password goes on as it came: one without a
+    # UTF-8 form cannot be anybody's, and security.passwords takes it as wrong.
+    shape = {key: _printable(value) for key, value in raw.items()}
     try:
-        return LoginJSON.model_validate(raw)
+        credentials = LoginJSON.model_validate(shape)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         raise ValidationFailed(
             loc=["body", *first["loc"]], msg=first["msg"], type_=first["type"]
         ) from None
+    return credentials.model_copy(update={"password": raw["password"]})
+
+
+async def _login_json(request: Request) -> Any:
+    """The body decoded the one way (http.bodies). A lone surrogate in the username or the
+    password is not malformed here but wrong: a 401 that counts like any other failure."""
+    try:
+        return await request.json()
+    except LoneSurrogate as refused:
+        if all(not where.in_key and where.place in CREDENTIAL_PLACES for where in refused.found):
+            return refused.document
+        raise
+
+
+def _printable(value: Any) -> Any:
+    return without_lone_surrogates(value) if isinstance(value, str) else value
 
 
 @public_router.post("/refresh", response_model=TokenPair, responses=error_responses(401, 415, 422))

@@ -1,4 +1,5 @@
-"""How routes reach the app: flat, and each one either public by name or authenticated.
+"""How routes reach the app: flat, each one a JSONRoute (its body decoded by the one decoder,
+taskhub.http.bodies), and each one either public by name or authenticated.
 
 A route that forgets the auth dependency fails closed: `require_authentication` refuses to let
 the app start, once, at start-up, at no cost per request.
@@ -13,6 +14,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+
+from taskhub.http.bodies import JSONRoute
 
 
 class UnauthenticatedRoute(RuntimeError):
@@ -42,7 +45,19 @@ def _route_options(route: APIRoute) -> dict[str, Any]:
     adds is carried over too, or fails at start-up if the route keeps it under another name."""
     accepted = inspect.signature(APIRouter.add_api_route).parameters
     options = {name: getattr(route, name) for name in accepted if name not in _NOT_ROUTE_OPTIONS}
-    return {**options, "route_class_override": type(route)}
+    return {**options, "route_class_override": _json_route_class(route)}
+
+
+def _json_route_class(route: APIRoute) -> type[APIRoute]:
+    """JSONRoute for a plain route; a route class of its own must build on JSONRoute."""
+    if isinstance(route, JSONRoute):
+        return type(route)
+    if type(route) is APIRoute:
+        return JSONRoute
+    raise TypeError(
+        f"{route!r}: a custom route class must derive from JSONRoute, so that its body is "
+        "decoded the one way (taskhub.http.bodies)"
+    )
 
 
 def depends_on(route: APIRoute, dependency: Callable[..., Any]) -> bool:

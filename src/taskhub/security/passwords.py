@@ -49,7 +49,11 @@ async def _in_hashing_thread(work: Callable[..., T], *args: object) -> T:
 
 
 def fits_bcrypt(password: str) -> bool:
-    return len(password.encode("utf-8")) <= BCRYPT_MAX_BYTES
+    """At most 72 bytes of UTF-8; a string that has no UTF-8 form (a lone surrogate) never fits."""
+    try:
+        return len(password.encode("utf-8")) <= BCRYPT_MAX_BYTES
+    except UnicodeEncodeError:
+        return False
 
 
 def _hash_sync(password: str, rounds: int) -> str:
@@ -63,7 +67,7 @@ def _verify_sync(password: str, password_hash: str) -> bool:
 async def hash_password(password: str, *, rounds: int) -> str:
     """Hash a password that the caller has already checked fits bcrypt's 72-byte input."""
     if not fits_bcrypt(password):
-        raise ValueError("password longer than 72 bytes")
+        raise ValueError("password is not at most 72 bytes of UTF-8")
     return await _in_hashing_thread(_hash_sync, password, rounds)
 
 

@@ -1,0 +1,162 @@
+"""The one way a request body becomes JSON, for every route.
+
+`JSONRoute` hands each route a `JSONRequest`, whose `json()` is `decode_json`: FastAPI calls it
+for a route's body parameter, and the login route calls it itself. The decoder refuses
+
+- a body that is not UTF-8 JSON: 400;
+- JSON nested deeper than `MAX_JSON_DEPTH` (the outermost object or array is level 1): 400.
+  The depth is measured on the text before it is parsed, without recursion, so no body can make
+  the (recursive) parser run out of stack: that was a RecursionError, a 500;
+- a lone UTF-16 surrogate (`"\\ud800"` without its partner) in any string, key or value: 422.
+  JSON may spell one, but it is no character: bcrypt, the database drivers and Redis cannot
+  encode it (a 500 further down). `LoneSurrogate` carries the parsed document, for the one
+  route that answers otherwise (login: a wrong password, 401).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, NamedTuple
+
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from taskhub.errors import RefusedBody
+
+MAX_JSON_DEPTH = 32
+NOT_JSON = "The request body is not valid JSON"
+TOO_DEEP = f"The request body is nested deeper than {MAX_JSON_DEPTH} levels"
+LONE_SURROGATE = "The request body holds a lone UTF-16 surrogate"
+LONE_SURROGATE_MSG = "must not contain a lone UTF-16 surrogate (\\ud800-\\udfff without its pair)"
+LONE_SURROGATE_KEY_MSG = "an object key holds a lone UTF-16 surrogate"
+# How many of the places found are listed in a 422.
+MAX_LISTED = 10
+
+# From where the scan stands to the next bracket outside a string: everything in between, strings
+# whole, is skipped inside the regex engine. Every step succeeds (all of it is optional) and moves
+# forward, so the scan is linear however the text is made; an unterminated string ends it.
+_TO_NEXT_BRACKET = re.compile(r'(?:[^"\[\]{}]+|"[^"\\]*(?:\\.[^"\\]*)*")*([\[\]{}])?', re.DOTALL)
+# A \u escape in the surrogate range. Matches some text that holds none too (a valid pair, an
+# escaped backslash before "ud800"): only then is the parsed document searched.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+Location = tuple[str | int, ...]
+
+
+class Found(NamedTuple):
+    """Where a lone surrogate is: in the string at `place`, or in one of its keys (an object)."""
+
+    place: Location
+    in_key: bool = False
+
+    def error(self) -> dict[str, Any]:
+        msg = LONE_SURROGATE_KEY_MSG if self.in_key else LONE_SURROGATE_MSG
+        return {"loc": ["body", *self.place], "msg": msg, "type": "string_unicode"}
+
+
+class LoneSurrogate(RefusedBody):
+    """422 naming where they are. Keeps the parsed document for a route that answers otherwise."""
+
+    def __init__(self, document: Any, found: list[Found]) -> None:
+        errors = [where.error() for where in found[:MAX_LISTED]]
+        super().__init__(422, LONE_SURROGATE, errors=errors)
+        self.document = document
+        self.found = found
+
+
+def decode_json(body: bytes) -> Any:
+    """The parsed body, or RefusedBody (400 not JSON or too deep, 422 LoneSurrogate)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RefusedBody(400, NOT_JSON) from None
+    # json.loads(bytes), which FastAPI used before, skips a UTF-8 byte order mark: so do we.
+    text = text.removeprefix("\ufeff")
+    if _nested_too_deep(text):
+        raise RefusedBody(400, TOO_DEEP)
+    try:
+        document = json.loads(text)
+    except ValueError:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise RefusedBody(400, NOT_JSON) from None
+    if _SURROGATE_ESCAPE.search(text):
+        locations = lone_surrogates(document)
+        if locations:
+            raise LoneSurrogate(document, locations)
+    return document
+
+
+def _nested_too_deep(text: str) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_JSON_DEPTH.
+
+    Exact for valid JSON. For anything else it agrees with the parser up to where the parser
+    stops, so the parser never recurses deeper than this counted.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    position = 0
+    while (bracket := _TO_NEXT_BRACKET.match(text, position)) and bracket.group(1):
+        position = bracket.end()
+        if bracket.group(1) in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def lone_surrogates(document: Any) -> list[Found]:
+    """Every lone surrogate in a parsed document, in breadth-first order, without recursion.
+
+    What lies under a key that holds one is not searched: no place reported holds a lone
+    surrogate itself, so a 422 that names them can be written as UTF-8.
+    """
+    found: list[Found] = []
+    pending: deque[tuple[Any, Location]] = deque([(document, ())])
+    while pending:
+        value, place = pending.popleft()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                found.append(Found(place))
+        elif isinstance(value, dict):
+            bad_keys = {key for key in value if _SURROGATE.search(key)}
+            if bad_keys:
+                found.append(Found(place, in_key=True))
+            pending.extend(
+                (item, (*place, key)) for key, item in value.items() if key not in bad_keys
+            )
+        elif isinstance(value, list):
+            pending.extend((item, (*place, index)) for index, item in enumerate(value))
+    return found
+
+
+def without_lone_surrogates(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD, as a decoder with errors="replace"."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+class JSONRequest(Request):
+    """A request whose `json()` is `decode_json`, parsed once and kept."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = decode_json(await self.body())
+        return self._json
+
+
+class JSONRoute(APIRoute):
+    """Every route of the app: its handler, FastAPI's body reading included, gets a JSONRequest."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_json_request(request: Request) -> Response:
+            return await handle(JSONRequest(request.scope, request.receive, request._send))
+
+        return handle_json_request
