@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_prefix=API_PREFIX,
         form_paths=frozenset({LOGIN_PATH}),
         max_body_bytes=settings.MAX_BODY_BYTES,
+        read_timeout=settings.REQUEST_READ_TIMEOUT,
         record_outcome=install_metrics(app, settings, database),
         admission=AdmissionGate(settings.admission_limit, settings.REQUEST_QUEUE_TIMEOUT),
     )
