@@ -45,7 +45,10 @@ async def change_password(
         min_length=settings.PASSWORD_MIN_LENGTH,
         field="new_password",
     )
-    password_hash = await passwords.hash_password(new_password, rounds=settings.bcrypt_rounds)
+    password_hash = await passwords.hash_password(
+        new_password, rounds=settings.bcrypt_rounds, queue_limit=settings.HASH_QUEUE_LIMIT
+    )
+    # Hashed first: the transaction holds its connection for two statements, not for bcrypt.
     async with db.transaction() as tx:
         await auth_service.set_password(tx, user_id=account.id, password_hash=password_hash)
         await auth_service.revoke_other_sessions(tx, user_id=account.id, keep=current_session_id)
