@@ -24,7 +24,7 @@ from taskhub.http.routing import add_routes_of, depends_on, require_authenticati
 from taskhub.logs import configure_logging
 from taskhub.notifications import router as notification_router
 from taskhub.ratelimit import RateLimiter
-from taskhub.security import common_passwords
+from taskhub.security import common_passwords, passwords
 from taskhub.security.client_ip import parse_trusted_proxies
 from taskhub.tasks import router as task_router
 from taskhub.users import router as user_router
@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings)
     database = create_database(settings)
+    # The worker processes share the cores, and so hashing's share of them (ADR 0004).
+    passwords.share_cpu_between(settings.WEB_CONCURRENCY)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

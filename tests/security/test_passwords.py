@@ -18,6 +18,11 @@ from taskhub.security import passwords
 from taskhub.security.common_passwords import COMMON_PASSWORD_COUNT, is_common_password
 from taskhub.security.passwords import (
     BCRYPT_MAX_BYTES,
+    LOADED_SHARE,
+    LOOP_BUSY,
+    LOOP_IDLE,
+    MAX_REST_SECONDS,
+    CpuShare,
     HashingBusy,
     fits_bcrypt,
     hash_password,
@@ -125,14 +130,16 @@ class TestCommonPasswords:
 
 
 class TestHashingThreads:
-    async def test_hashing_runs_at_a_lower_cpu_priority_than_the_event_loop(self) -> None:
+    async def test_hashing_runs_at_the_event_loops_priority(self) -> None:
+        """Not nicer: a flood of reads on every core must not starve it (its share of the CPU
+        is kept by CpuShare instead)."""
         loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
         hashing_niceness = await passwords._in_hashing_thread(
             lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         )
 
-        assert hashing_niceness == min(19, loop_niceness + passwords.HASHING_NICENESS)
+        assert hashing_niceness == loop_niceness
 
     async def test_logins_queue_on_cores_minus_one_threads(self) -> None:
         running = 0
@@ -226,3 +233,64 @@ class TestHashingQueue:
             await waiter
 
         assert passwords._hashing_pool().waiting == 0
+
+
+class TestCpuShare:
+    """Hashing's share of the CPU: what each hashing thread may use, and its rest between hashes
+    (ADR 0004). Arithmetic only: the shares themselves are measured by `make bench`."""
+
+    def test_one_worker_on_two_cores_hashes_on_a_whole_core_without_rest(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=1)
+
+        assert share.per_thread(loop_busy=0.0) == 1.0
+        assert share.rest(cpu=0.25, wall=0.25, loop_busy=0.0) == 0.0
+
+    def test_workers_split_the_cores_minus_one(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=2)
+
+        assert share.per_thread(loop_busy=0.0) == 0.5
+        assert share.rest(cpu=0.25, wall=0.25, loop_busy=0.0) == pytest.approx(0.25)
+
+    def test_a_busy_event_loop_leaves_hashing_its_loaded_share(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=2)
+
+        assert share.per_thread(loop_busy=1.0) == pytest.approx(0.5 * LOADED_SHARE)
+        # A hash that got half a core while it ran waits until it has used no more than that.
+        assert share.rest(cpu=0.25, wall=0.5, loop_busy=1.0) == pytest.approx(
+            0.25 / (0.5 * LOADED_SHARE) - 0.5
+        )
+
+    def test_the_share_moves_linearly_between_an_idle_and_a_busy_loop(self) -> None:
+        share = CpuShare(cores=2, threads=1)
+        middle = (LOOP_IDLE + LOOP_BUSY) / 2
+
+        assert share.per_thread(LOOP_IDLE) == 1.0
+        assert share.per_thread(middle) == pytest.approx((1 + LOADED_SHARE) / 2)
+        assert share.per_thread(LOOP_BUSY) == pytest.approx(LOADED_SHARE)
+
+    def test_many_cores_give_each_thread_at_most_one(self) -> None:
+        share = CpuShare(cores=8, threads=7, workers=1)
+
+        assert share.per_thread(loop_busy=0.0) == 1.0
+        assert CpuShare(cores=8, threads=7, workers=4).per_thread(0.0) == pytest.approx(0.25)
+
+    def test_a_rest_is_bounded(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=64)
+
+        assert share.rest(cpu=10.0, wall=0.1, loop_busy=1.0) == MAX_REST_SECONDS
+
+    def test_a_thread_over_its_share_rests_before_its_next_hash(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=10_000)  # a tiny share
+        assert share.run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
+
+        assert share._next_start.at > time.monotonic()
+
+    def test_the_app_tells_how_many_workers_share_the_cores(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        pool = passwords._hashing_pool()
+        monkeypatch.setattr(pool.share, "workers", pool.share.workers)  # restored afterwards
+
+        passwords.share_cpu_between(3)
+
+        assert pool.share.workers == 3
