@@ -254,6 +254,8 @@ class TestDefaults:
         assert configured.RATE_LIMIT_KEY_PREFIX == "taskhub-limits"
         assert configured.TRUSTED_PROXIES == ""
         assert configured.MAX_BODY_BYTES == 65_536
+        assert configured.REQUEST_READ_TIMEOUT == 10
+        assert configured.HASH_QUEUE_LIMIT is None  # 4 x the hashing threads
         assert configured.CORS_ORIGINS == ""
         assert configured.DOCS_ENABLED is True
         assert (configured.REMINDER_LEAD_TIME, configured.REMINDER_SCAN_INTERVAL) == (3600, 60)

@@ -1,15 +1,22 @@
-"""Headers every response carries: X-Request-ID, nosniff, and nothing naming the server."""
+"""Headers every response carries: X-Request-ID, nosniff, and nothing naming the server; and
+bodies read whole, within REQUEST_READ_TIMEOUT, before a request takes an admission place."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
 
 from taskhub.config import Settings
+from taskhub.http.middleware import READ_DEADLINE, RequestContextMiddleware
 from taskhub.main import create_app
 from tests.conftest import make_settings
 from tests.helpers import API, ApiUser, assert_problem
@@ -208,3 +215,128 @@ class TestCors:
 
         assert response.headers["access-control-allow-origin"] == self.ORIGIN
         assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+
+
+class SlowBody:
+    """A request body whose first byte comes at once and whose rest waits for `finish`."""
+
+    def __init__(self, first: bytes = b"{", rest: bytes = b"}") -> None:
+        self.first, self.rest = first, rest
+        self.finish = asyncio.Event()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.first
+        # Bounded, so a broken middleware fails the test instead of hanging it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.finish.wait(), timeout=10)
+        yield self.rest
+
+
+@pytest.fixture
+async def slow_body_app(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """One admission place, a short queue and a short read timeout."""
+    settings = make_settings(
+        database_url,
+        MAX_CONCURRENT_REQUESTS=1,
+        REQUEST_QUEUE_TIMEOUT=0.2,
+        REQUEST_READ_TIMEOUT=1.0,
+    )
+    application: FastAPI = create_app(settings)
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+    await application.state.database.dispose()
+
+
+def _post_slowly(http: httpx.AsyncClient, body: SlowBody) -> Awaitable[httpx.Response]:
+    return http.post(
+        f"{API}/auth/login",
+        content=body,
+        headers={"Content-Type": "application/json", "Content-Length": "2"},
+    )
+
+
+class TestSlowBodies:
+    async def test_a_body_not_arrived_within_the_read_timeout_is_408_and_the_connection_closes(
+        self, slow_body_app: httpx.AsyncClient
+    ) -> None:
+        response = await _post_slowly(slow_body_app, SlowBody())
+
+        body = assert_problem(response, 408)
+        assert body["detail"] == "The request did not arrive in time"
+        assert response.headers["connection"] == "close"
+        assert_standard_headers(response)
+
+    async def test_a_request_whose_body_is_arriving_holds_no_admission_place(
+        self, slow_body_app: httpx.AsyncClient
+    ) -> None:
+        body = SlowBody()
+        slow = asyncio.create_task(_post_slowly(slow_body_app, body))
+        await asyncio.sleep(0.05)  # its headers are in, its body is not
+
+        other = await slow_body_app.get(f"{API}/users/me")
+        body.finish.set()
+
+        assert other.status_code == 401  # admitted at once: it reached the auth check
+        assert (await slow).status_code == 422  # once whole, the slow one is served too
+
+    async def test_the_read_deadline_is_the_one_the_server_gives(self) -> None:
+        """The server's protocol counts from the request's first byte: the body gets what is
+        left of REQUEST_READ_TIMEOUT after the headers, not the whole of it again."""
+        deadline = asyncio.get_running_loop().time() + 0.05
+        scope = _http_scope(extensions={READ_DEADLINE: {"deadline": deadline}})
+        sent: list[Message] = []
+
+        began = time.monotonic()
+        await _not_called_middleware(read_timeout=30)(scope, _never_done(), _into(sent))
+
+        assert time.monotonic() - began < 5
+        assert sent[0]["status"] == 408
+
+    async def test_a_client_gone_before_its_body_is_not_answered(self) -> None:
+        outcomes: list[int] = []
+        sent: list[Message] = []
+
+        async def disconnect() -> Message:
+            return {"type": "http.disconnect"}
+
+        def record(_scope: Scope, _context: object, status: int, *_rest: object) -> None:
+            outcomes.append(status)
+
+        middleware = _not_called_middleware(read_timeout=30, record_outcome=record)
+        await middleware(_http_scope(), disconnect, _into(sent))
+
+        assert sent == []
+        assert outcomes == [499]
+
+
+def _http_scope(**extra: object) -> Scope:
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": f"{API}/auth/login",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        **extra,
+    }
+
+
+def _not_called_middleware(**options: Any) -> RequestContextMiddleware:
+    async def app(_scope: Scope, _receive: Receive, _send: Send) -> None:
+        raise AssertionError("the app was called before the body arrived")
+
+    return RequestContextMiddleware(app, api_prefix=API, **options)
+
+
+def _never_done() -> Receive:
+    async def receive() -> Message:
+        await asyncio.sleep(10)
+        raise AssertionError("the read deadline did not end the wait")
+
+    return receive
+
+
+def _into(sent: list[Message]) -> Send:
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    return send

@@ -26,17 +26,19 @@ import http.client
 import json
 import os
 import secrets
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import dbsetup
@@ -408,7 +410,8 @@ def scenarios(ctx: Context) -> list[Scenario]:
         Scenario("scale_large_p100", "scale: 100k-task user, page 100", "get.lua", page100(large), 4, user=large),
         Scenario("scale_small_p100", "scale: 1k-task user, page 100", "get.lua", page100(small), 4, user=small),
         Scenario("login", "login (bcrypt 12)", "login.lua", "/api/v1/auth/login", 4, every_round=True, authenticated=False, env=LOGIN_ENV),
-        # "burst" is run specially: list32 and login together.
+        # The mixed scenarios (MIXED: a login burst, a login flood, logins during saturating reads,
+        # half-sent requests held open) run here, before create.
         Scenario("create", "create", "create.lua", "/api/v1/tasks", 32, every_round=True),
         Scenario("patch", "patch", "patch.lua", "/api/v1/tasks", 32, env={"BENCH_IDS_FILE": str(ctx.ids_file)}),
     ]  # fmt: skip
@@ -423,6 +426,7 @@ def run_scenario(ctx: Context, sc: Scenario) -> report.Result:
         finish_wrk(
             start_wrk(sc.script, url, sc.connections, ctx.cfg.warmup, env), ctx.cfg.warmup, None
         )
+        _settle_after_warmup([sc.script])
     sampler = procstat.Sampler(ctx.server.proc.pid)
     sampler.start()
     try:
@@ -436,34 +440,171 @@ def run_scenario(ctx: Context, sc: Scenario) -> report.Result:
     return _result(sc.key, sc.label, sc.connections, ctx.server.workers, stats, usage)
 
 
-def run_burst(ctx: Context) -> list[report.Result]:
-    """The list (32 connections) and logins (4) at once: do reads keep their throughput?"""
-    base = f"http://{HOST}:{ctx.server.port}"
-    list_env = {"BENCH_TOKEN": ctx.tokens[dbsetup.BENCH_USER]}
+@dataclass(frozen=True)
+class Load:
+    """One wrk run of a mixed scenario, reported on its own row."""
 
-    def both(seconds: int) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
-        return (
-            start_wrk("get.lua", base + LIST_PATH, 32, seconds, list_env),
-            start_wrk("login.lua", base + "/api/v1/auth/login", 4, seconds, LOGIN_ENV),
-        )
+    key: str
+    label: str
+    script: str
+    path: str
+    connections: int
+    env: dict[str, str]
+
+
+LOGIN_PATH = "/api/v1/auth/login"
+
+
+def run_together(ctx: Context, loads: list[Load]) -> list[report.Result]:
+    """The loads at once, each on its own wrk (the server's CPU figures are the whole run's)."""
+    base = f"http://{HOST}:{ctx.server.port}"
+
+    def start(seconds: int) -> list[subprocess.Popen[str]]:
+        return [start_wrk(x.script, base + x.path, x.connections, seconds, x.env) for x in loads]
 
     if ctx.cfg.warmup:
-        reads, logins = both(ctx.cfg.warmup)
-        finish_wrk(reads, ctx.cfg.warmup, None)
-        finish_wrk(logins, ctx.cfg.warmup, None)
+        for proc in start(ctx.cfg.warmup):
+            finish_wrk(proc, ctx.cfg.warmup, None)
+        _settle_after_warmup([load.script for load in loads])
     sampler = procstat.Sampler(ctx.server.proc.pid)
     sampler.start()
     try:
-        reads, logins = both(ctx.cfg.duration)
-        read_stats = finish_wrk(reads, ctx.cfg.duration, f"{ctx.server.workers}w-burst-list")
-        login_stats = finish_wrk(logins, ctx.cfg.duration, f"{ctx.server.workers}w-burst-login")
+        procs = start(ctx.cfg.duration)
+        workers = ctx.server.workers
+        stats = [
+            finish_wrk(proc, ctx.cfg.duration, f"{workers}w-{load.key}")
+            for proc, load in zip(procs, loads, strict=True)
+        ]
     finally:
         usage = sampler.stop()
-    workers = ctx.server.workers
     return [
-        _result("burst_list", "list during a login burst", 32, workers, read_stats, usage),
-        _result("burst_login", "logins during that burst", 4, workers, login_stats, usage),
+        _result(load.key, load.label, load.connections, workers, stat, usage)
+        for load, stat in zip(loads, stats, strict=True)
     ]
+
+
+def _settle_after_warmup(scripts: list[str]) -> None:
+    """The server does not stop a request whose client left: the warm-up's last logins still
+    hold their places in the hash queue (and the measured run would start with 503s) until
+    they are hashed."""
+    if "login.lua" in scripts:
+        time.sleep(AFTER_LOGINS_SECONDS)
+
+
+def run_burst(ctx: Context) -> list[report.Result]:
+    """The list (32 connections) and logins (4) at once: do reads keep their throughput?"""
+    return run_together(
+        ctx,
+        [
+            Load("burst_list", "list during a login burst", "get.lua", LIST_PATH, 32, _reader(ctx)),
+            Load("burst_login", "logins during that burst", "login.lua", LOGIN_PATH, 4, LOGIN_ENV),
+        ],
+    )
+
+
+def run_login_flood(ctx: Context) -> list[report.Result]:
+    """The list (32 connections) while 32 connections log in successfully as fast as they can:
+    past HASH_QUEUE_LIMIT the logins are refused at once (503, counted as errors); reads must keep
+    ≥ 70 % of their throughput."""
+    return run_together(
+        ctx,
+        [
+            Load("flood_list", "list during a flood of successful logins", "get.lua", LIST_PATH, 32, _reader(ctx)),
+            Load("flood_login", "the login flood (503 past the hash queue)", "login.lua", LOGIN_PATH, 32, LOGIN_ENV),
+        ],
+    )  # fmt: skip
+
+
+def run_saturated_logins(ctx: Context) -> list[report.Result]:
+    """Logins (4 connections) while the list at 256 connections saturates every worker: logins
+    must keep ≥ 50 % of their rate alone, with no timeout, and reads ≥ 70 % of theirs."""
+    return run_together(
+        ctx,
+        [
+            Load("saturated_list", "list, 256 conns, during logins", "get.lua", LIST_PATH, 256, _reader(ctx)),
+            Load("saturated_login", "logins during saturating reads", "login.lua", LOGIN_PATH, 4, LOGIN_ENV),
+        ],
+    )  # fmt: skip
+
+
+def run_held_open(ctx: Context) -> list[report.Result]:
+    """The current user (32 connections) while HELD_OPEN connections each hold half a request
+    (re-opened as the server answers them 408 after REQUEST_READ_TIMEOUT): no slower than alone
+    by more than 100 ms."""
+    me = Load(
+        "held_me",
+        f"get current user while {HELD_OPEN} half-sent requests are held",
+        "get.lua",
+        "/api/v1/users/me",
+        32,
+        _reader(ctx),
+    )
+    with holding_half_requests(ctx.server.port, HELD_OPEN):
+        return run_together(ctx, [me])
+
+
+def _reader(ctx: Context) -> dict[str, str]:
+    return {"BENCH_TOKEN": ctx.tokens[dbsetup.BENCH_USER]}
+
+
+# --- Half-sent requests -------------------------------------------------------------------
+
+HELD_OPEN = 500
+# Half of them stop inside their headers, half after whole headers and 1 of 100 body bytes.
+HALF_HEADERS = b"GET /api/v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bea"
+HALF_BODY = (
+    b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+)
+
+
+@contextmanager
+def holding_half_requests(port: int, count: int) -> Iterator[None]:
+    """`count` loopback connections that each sent half a request, kept at `count` by a thread
+    that opens a new one for each the server answers or closes; all closed on exit."""
+    stop = threading.Event()
+    held: dict[socket.socket, bytes] = {}
+    chooser = selectors.DefaultSelector()
+
+    def open_one(first: bytes) -> None:
+        sock = socket.create_connection((HOST, port), timeout=5)
+        sock.sendall(first)
+        sock.setblocking(False)
+        held[sock] = first
+        chooser.register(sock, selectors.EVENT_READ)
+
+    def keep_holding() -> None:
+        while not stop.is_set():
+            for key, _ in chooser.select(timeout=0.2):
+                sock = cast(socket.socket, key.fileobj)
+                chooser.unregister(sock)
+                first = held.pop(sock)
+                sock.close()  # answered (408) or closed: its place is taken by a new one
+                if not stop.is_set():
+                    open_one(first)
+
+    for n in range(count):
+        open_one(HALF_HEADERS if n % 2 else HALF_BODY)
+    holder = threading.Thread(target=keep_holding, name="half-requests", daemon=True)
+    holder.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        holder.join(timeout=10)
+        for sock in list(held):
+            chooser.unregister(sock)
+            sock.close()
+        chooser.close()
+
+
+# Run in every round, in this order, before create: (what the log says, the scenario).
+MIXED: tuple[tuple[str, Callable[[Context], list[report.Result]]], ...] = (
+    ("list during a login burst", run_burst),
+    ("list during a flood of successful logins", run_login_flood),
+    ("logins during saturating reads", run_saturated_logins),
+    (f"current user while {HELD_OPEN} half-sent requests are held", run_held_open),
+)
 
 
 def _result(
@@ -554,11 +695,14 @@ def run_round(
         for sc in scenarios(ctx):
             if not (first or sc.every_round):
                 continue
-            if sc.key == "create":  # the burst before create and patch change the data
-                log(f"[{workers}w] list during a login burst")
-                results.extend(run_burst(ctx))
-                _log_result(log, results[-2])
-                time.sleep(AFTER_LOGINS_SECONDS)
+            if sc.key == "create":  # the mixed scenarios before create and patch change the data
+                for label, mixed in MIXED:
+                    log(f"[{workers}w] {label}")
+                    mixed_results = mixed(ctx)
+                    results.extend(mixed_results)
+                    for result in mixed_results:
+                        _log_result(log, result)
+                    time.sleep(AFTER_LOGINS_SECONDS)
             log(f"[{workers}w] {sc.label} ({sc.connections} connections)")
             results.append(run_scenario(ctx, sc))
             _log_result(log, results[-1])

@@ -78,6 +78,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from taskhub.logs import configure_logging
+    from taskhub.http.protocol import PROTOCOL_PATH
 
     # uvicorn re-raises the signal it drained for once it is done; the default action would turn
     # a clean stop into exit status -15 (143 in a container), which reads as a crash.
@@ -103,6 +104,9 @@ def serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        # uvicorn's httptools protocol with a deadline on reading each request (REQUEST_READ_TIMEOUT)
+        # and a bound on the size of its headers: ADR 0013.
+        http=PROTOCOL_PATH,
     )
     return 0
 

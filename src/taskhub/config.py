@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # Unset: DB_POOL_SIZE, so admitted requests never queue for a connection as well.
     MAX_CONCURRENT_REQUESTS: int | None = Field(default=None, ge=1, le=10_000)
     REQUEST_QUEUE_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
+    # Seconds for a request's headers and body to arrive, from its first byte (ADR 0013).
+    REQUEST_READ_TIMEOUT: float = Field(default=10.0, gt=0, le=300)
+    # Password hashes that may wait for a hashing thread; past it, 503. Unset: 4 x the threads.
+    HASH_QUEUE_LIMIT: int | None = Field(default=None, ge=0, le=10_000)
     METRICS_ENABLED: bool = True
     # 0: /metrics on the main app. Otherwise a separate listener on HOST:METRICS_PORT only.
     METRICS_PORT: int = Field(default=0, ge=0, le=65_535)

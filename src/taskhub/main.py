@@ -26,7 +26,7 @@ from taskhub.logs import configure_logging
 from taskhub.notifications import router as notification_router
 from taskhub.projects import router as project_router
 from taskhub.ratelimit import RateLimiter
-from taskhub.security import common_passwords
+from taskhub.security import common_passwords, passwords
 from taskhub.security.client_ip import parse_trusted_proxies
 from taskhub.tasks import router as task_router
 from taskhub.users import router as user_router
@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings)
     database = create_database(settings)
+    # The worker processes share the cores, and so hashing's share of them (ADR 0004).
+    passwords.share_cpu_between(settings.WEB_CONCURRENCY)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_prefix=API_PREFIX,
         form_paths=frozenset({LOGIN_PATH}),
         max_body_bytes=settings.MAX_BODY_BYTES,
+        read_timeout=settings.REQUEST_READ_TIMEOUT,
         record_outcome=install_metrics(app, settings, database),
         admission=AdmissionGate(settings.admission_limit, settings.REQUEST_QUEUE_TIMEOUT),
     )

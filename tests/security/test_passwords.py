@@ -1,11 +1,15 @@
-"""bcrypt hashing: 72-byte limit enforced (never truncated), failures are False, not exceptions."""
+"""bcrypt hashing: 72-byte limit enforced (never truncated), failures are False, not exceptions;
+a bounded queue for the hashing threads."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future
 
 import bcrypt
 import pytest
@@ -14,6 +18,12 @@ from taskhub.security import passwords
 from taskhub.security.common_passwords import COMMON_PASSWORD_COUNT, is_common_password
 from taskhub.security.passwords import (
     BCRYPT_MAX_BYTES,
+    LOADED_SHARE,
+    LOOP_BUSY,
+    LOOP_IDLE,
+    MAX_REST_SECONDS,
+    CpuShare,
+    HashingBusy,
     fits_bcrypt,
     hash_password,
     verify_against_dummy,
@@ -25,39 +35,41 @@ ROUNDS = 4
 
 class TestHashAndVerify:
     async def test_hash_password_gives_a_bcrypt_hash_with_the_requested_cost(self) -> None:
-        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=None)
 
         assert password_hash.startswith("$2b$04$")
         assert "plum-kettle-orbit-42" not in password_hash
         assert bcrypt.checkpw(b"plum-kettle-orbit-42", password_hash.encode())
 
     async def test_hashing_the_same_password_twice_gives_different_salts(self) -> None:
-        first = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
-        second = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+        first = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=None)
+        second = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=None)
 
         assert first != second
 
     async def test_verify_password_accepts_the_right_password(self) -> None:
-        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=None)
 
-        assert await verify_password("plum-kettle-orbit-42", password_hash) is True
+        assert (
+            await verify_password("plum-kettle-orbit-42", password_hash, queue_limit=None) is True
+        )
 
     @pytest.mark.parametrize(
         "attempt", ["plum-kettle-orbit-43", "PLUM-KETTLE-ORBIT-42", "", "plum-kettle-orbit-42 "]
     )
     async def test_verify_password_rejects_a_wrong_password(self, attempt: str) -> None:
-        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=None)
 
-        assert await verify_password(attempt, password_hash) is False
+        assert await verify_password(attempt, password_hash, queue_limit=None) is False
 
     async def test_multibyte_password_of_exactly_72_bytes_roundtrips(self) -> None:
         password = "€" * 24
         assert len(password.encode()) == BCRYPT_MAX_BYTES
 
-        password_hash = await hash_password(password, rounds=ROUNDS)
+        password_hash = await hash_password(password, rounds=ROUNDS, queue_limit=None)
 
-        assert await verify_password(password, password_hash) is True
-        assert await verify_password("€" * 23, password_hash) is False
+        assert await verify_password(password, password_hash, queue_limit=None) is True
+        assert await verify_password("€" * 23, password_hash, queue_limit=None) is False
 
 
 class TestSeventyTwoByteLimit:
@@ -79,14 +91,14 @@ class TestSeventyTwoByteLimit:
 
     async def test_hash_password_refuses_input_over_72_bytes(self) -> None:
         with pytest.raises(ValueError, match="72 bytes"):
-            await hash_password("€" * 25, rounds=ROUNDS)
+            await hash_password("€" * 25, rounds=ROUNDS, queue_limit=None)
 
     async def test_verify_password_over_72_bytes_returns_false_without_raising(self) -> None:
-        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS)
+        password_hash = await hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=None)
 
-        assert await verify_password("x" * 100, password_hash) is False
-        assert await verify_password("€" * 25, password_hash) is False
-        assert await verify_password("y" * 100_000, password_hash) is False
+        assert await verify_password("x" * 100, password_hash, queue_limit=None) is False
+        assert await verify_password("€" * 25, password_hash, queue_limit=None) is False
+        assert await verify_password("y" * 100_000, password_hash, queue_limit=None) is False
 
     async def test_verify_password_with_a_lone_surrogate_returns_false_without_raising(
         self,
@@ -100,20 +112,20 @@ class TestSeventyTwoByteLimit:
 
     async def test_verify_password_is_not_fooled_by_truncation(self) -> None:
         password = "k" * 72
-        password_hash = await hash_password(password, rounds=ROUNDS)
+        password_hash = await hash_password(password, rounds=ROUNDS, queue_limit=None)
 
         # bcrypt alone would ignore everything after byte 72 and accept these.
-        assert await verify_password(password + "extra", password_hash) is False
-        assert await verify_password(password + "€", password_hash) is False
+        assert await verify_password(password + "extra", password_hash, queue_limit=None) is False
+        assert await verify_password(password + "€", password_hash, queue_limit=None) is False
 
 
 class TestDummyVerification:
     async def test_verify_against_dummy_runs_and_returns_nothing(self) -> None:
-        await verify_against_dummy("whatever-password", rounds=ROUNDS)
+        await verify_against_dummy("whatever-password", rounds=ROUNDS, queue_limit=None)
 
     async def test_verify_against_dummy_takes_over_long_passwords(self) -> None:
-        await verify_against_dummy("€" * 100, rounds=ROUNDS)
-        await verify_against_dummy("", rounds=ROUNDS)
+        await verify_against_dummy("€" * 100, rounds=ROUNDS, queue_limit=None)
+        await verify_against_dummy("", rounds=ROUNDS, queue_limit=None)
 
 
 class TestCommonPasswords:
@@ -130,14 +142,16 @@ class TestCommonPasswords:
 
 
 class TestHashingThreads:
-    async def test_hashing_runs_at_a_lower_cpu_priority_than_the_event_loop(self) -> None:
+    async def test_hashing_runs_at_the_event_loops_priority(self) -> None:
+        """Not nicer: a flood of reads on every core must not starve it (its share of the CPU
+        is kept by CpuShare instead)."""
         loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
         hashing_niceness = await passwords._in_hashing_thread(
             lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         )
 
-        assert hashing_niceness == min(19, loop_niceness + passwords.HASHING_NICENESS)
+        assert hashing_niceness == loop_niceness
 
     async def test_logins_queue_on_cores_minus_one_threads(self) -> None:
         running = 0
@@ -153,6 +167,142 @@ class TestHashingThreads:
             with guard:
                 running -= 1
 
-        await asyncio.gather(*(passwords._in_hashing_thread(busy) for _ in range(8)))
+        await asyncio.gather(*(passwords._in_hashing_thread(busy, queue_limit=8) for _ in range(8)))
 
         assert most == max(1, (os.cpu_count() or 2) - 1)
+
+
+class Blockers:
+    """Hashing-pool jobs that hold their place until released (at most 10 s, so a broken
+    bound fails the test rather than hanging it)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.futures: list[Future[None]] = []
+
+    def submit(self, count: int, queue_limit: int | None = None) -> None:
+        pool = passwords._hashing_pool()
+        for _ in range(count):
+            self.futures.append(pool.submit(queue_limit, self.release.wait, 10))
+
+    def finish(self) -> None:
+        self.release.set()
+        for future in self.futures:
+            future.result(timeout=10)
+
+
+@pytest.fixture
+def blockers() -> Iterator[Blockers]:
+    held = Blockers()
+    try:
+        yield held
+    finally:
+        held.finish()
+
+
+class TestHashingQueue:
+    THREADS = max(1, (os.cpu_count() or 2) - 1)
+
+    async def test_past_the_limit_a_hash_is_refused_at_once(self, blockers: Blockers) -> None:
+        blockers.submit(self.THREADS + 2, queue_limit=2)  # every thread busy, 2 waiting
+
+        began = time.monotonic()
+        with pytest.raises(HashingBusy) as refused:
+            await hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=2)
+
+        assert time.monotonic() - began < 1
+        assert refused.value.status == 503
+        assert refused.value.headers == {"Retry-After": "1"}
+
+    async def test_the_default_limit_is_four_waiting_hashes_per_thread(
+        self, blockers: Blockers
+    ) -> None:
+        blockers.submit(self.THREADS + 4 * self.THREADS)
+
+        with pytest.raises(HashingBusy):
+            await verify_password("plum-kettle-orbit-42", "$2b$04$" + "x" * 53, queue_limit=None)
+
+    async def test_places_free_up_as_hashes_finish(self, blockers: Blockers) -> None:
+        blockers.submit(self.THREADS + 1, queue_limit=1)
+        with pytest.raises(HashingBusy):
+            await verify_against_dummy("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=1)
+
+        blockers.finish()
+
+        await verify_against_dummy("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=1)
+        assert passwords._hashing_pool().waiting == 0
+
+    async def test_a_waiter_that_gives_up_frees_its_place(self, blockers: Blockers) -> None:
+        blockers.submit(self.THREADS)
+        waiter = asyncio.create_task(
+            hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=1)
+        )
+        await asyncio.sleep(0.05)
+        assert passwords._hashing_pool().waiting == 1
+
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+
+        assert passwords._hashing_pool().waiting == 0
+
+
+class TestCpuShare:
+    """Hashing's share of the CPU: what each hashing thread may use, and its rest between hashes
+    (ADR 0004). Arithmetic only: the shares themselves are measured by `make bench`."""
+
+    def test_one_worker_on_two_cores_hashes_on_a_whole_core_without_rest(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=1)
+
+        assert share.per_thread(loop_busy=0.0) == 1.0
+        assert share.rest(cpu=0.25, wall=0.25, loop_busy=0.0) == 0.0
+
+    def test_workers_split_the_cores_minus_one(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=2)
+
+        assert share.per_thread(loop_busy=0.0) == 0.5
+        assert share.rest(cpu=0.25, wall=0.25, loop_busy=0.0) == pytest.approx(0.25)
+
+    def test_a_busy_event_loop_leaves_hashing_its_loaded_share(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=2)
+
+        assert share.per_thread(loop_busy=1.0) == pytest.approx(0.5 * LOADED_SHARE)
+        # A hash that got half a core while it ran waits until it has used no more than that.
+        assert share.rest(cpu=0.25, wall=0.5, loop_busy=1.0) == pytest.approx(
+            0.25 / (0.5 * LOADED_SHARE) - 0.5
+        )
+
+    def test_the_share_moves_linearly_between_an_idle_and_a_busy_loop(self) -> None:
+        share = CpuShare(cores=2, threads=1)
+        middle = (LOOP_IDLE + LOOP_BUSY) / 2
+
+        assert share.per_thread(LOOP_IDLE) == 1.0
+        assert share.per_thread(middle) == pytest.approx((1 + LOADED_SHARE) / 2)
+        assert share.per_thread(LOOP_BUSY) == pytest.approx(LOADED_SHARE)
+
+    def test_many_cores_give_each_thread_at_most_one(self) -> None:
+        share = CpuShare(cores=8, threads=7, workers=1)
+
+        assert share.per_thread(loop_busy=0.0) == 1.0
+        assert CpuShare(cores=8, threads=7, workers=4).per_thread(0.0) == pytest.approx(0.25)
+
+    def test_a_rest_is_bounded(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=64)
+
+        assert share.rest(cpu=10.0, wall=0.1, loop_busy=1.0) == MAX_REST_SECONDS
+
+    def test_a_thread_over_its_share_rests_before_its_next_hash(self) -> None:
+        share = CpuShare(cores=2, threads=1, workers=10_000)  # a tiny share
+        assert share.run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
+
+        assert share._next_start.at > time.monotonic()
+
+    def test_the_app_tells_how_many_workers_share_the_cores(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        pool = passwords._hashing_pool()
+        monkeypatch.setattr(pool.share, "workers", pool.share.workers)  # restored afterwards
+
+        passwords.share_cpu_between(3)
+
+        assert pool.share.workers == 3

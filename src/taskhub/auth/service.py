@@ -60,7 +60,10 @@ async def register(
         password, username=username, min_length=settings.PASSWORD_MIN_LENGTH, field="password"
     )
     await limiter.hit_register(ip=client_ip)
-    password_hash = await passwords.hash_password(password, rounds=settings.bcrypt_rounds)
+    # No connection is held while bcrypt runs: the INSERT comes after, on its own.
+    password_hash = await passwords.hash_password(
+        password, rounds=settings.bcrypt_rounds, queue_limit=settings.HASH_QUEUE_LIMIT
+    )
     account = await auth_repository.insert_user(
         db, user_id=new_id(), username=username, password_hash=password_hash, now=utcnow()
     )
@@ -133,11 +136,17 @@ async def check_password(
 async def _account_with_password(
     db: Queries, *, settings: Settings, username: str, password: str
 ) -> Credentials | None:
+    # The lookup is one statement in autocommit: its connection is back in the pool before bcrypt.
     account = await auth_repository.find_credentials(db, username=normalise_username(username))
+    queue_limit = settings.HASH_QUEUE_LIMIT
     if account is None:
-        await passwords.verify_against_dummy(password, rounds=settings.bcrypt_rounds)
+        await passwords.verify_against_dummy(
+            password, rounds=settings.bcrypt_rounds, queue_limit=queue_limit
+        )
         return None
-    if not await passwords.verify_password(password, account.password_hash):
+    if not await passwords.verify_password(
+        password, account.password_hash, queue_limit=queue_limit
+    ):
         return None
     return account
 

@@ -3,6 +3,7 @@ and the report of each request's outcome (metrics and the access log)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -33,6 +34,17 @@ UNEXPECTED_ERROR = "An unexpected error occurred; quote the request id when repo
 DEFAULT_MAX_BODY_BYTES = 65_536
 BUSY = "The server is busy; retry later"
 BUSY_HEADERS = {"Retry-After": "1"}
+DEFAULT_READ_TIMEOUT = 10.0
+READ_TIMEOUT = "The request did not arrive in time"
+# The connection is closed after a 408: what is left of the request never comes, or comes late.
+CLOSE_HEADERS = {"Connection": "close"}
+# The scope extension in which the server's protocol (taskhub.http.protocol) gives, as
+# {"deadline": t}, the event-loop time by which the whole request must have arrived: headers and
+# body share one REQUEST_READ_TIMEOUT, counted from the request's first byte. Without it (another
+# server, the test transport), the body's time counts from when the app saw the headers.
+READ_DEADLINE = "taskhub.read_deadline"
+# nginx's status for a client that went away before its request was read: it got no response.
+CLIENT_CLOSED = 499
 
 # Told of every HTTP request once it is over: scope, what the request learnt about itself, the
 # final status, the headers sent with it (none if no response started) and the seconds it took.
@@ -49,8 +61,10 @@ class BodyTooLarge(StarletteHTTPException):
 class RequestContextMiddleware:
     """Tags every response with an `X-Request-ID` and `nosniff`, refuses bodies over the limit
     with 413 and bodies we cannot parse with 415, and turns any unhandled exception into a bare
-    500 problem that names the request id. API requests past the admission limit wait their
-    turn (503 after REQUEST_QUEUE_TIMEOUT). Then tells `record_outcome` what the client got.
+    500 problem that names the request id. A body is read whole before anything else is done for
+    the request (408 if it has not arrived within `read_timeout`), so a slow client holds no
+    admission place and no database connection; then API requests past the admission limit wait
+    their turn (503 after REQUEST_QUEUE_TIMEOUT). Then tells `record_outcome` what the client got.
 
     One layer does both, so the outcome is the final one (the 413, 415 and last-resort 500
     included) and a request pays for one wrapper of `send` instead of two.
@@ -63,6 +77,7 @@ class RequestContextMiddleware:
         api_prefix: str,
         form_paths: frozenset[str] = frozenset(),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         record_outcome: OutcomeRecorder | None = None,
         admission: AdmissionGate | None = None,
     ) -> None:
@@ -73,6 +88,7 @@ class RequestContextMiddleware:
         # Paths that take a form body as well as JSON (the OAuth2 password grant).
         self.form_paths = form_paths
         self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
         self.record_outcome = record_outcome
         self.admission = admission
 
@@ -105,6 +121,16 @@ class RequestContextMiddleware:
             if _unsupported_body(scope, self.form_paths):
                 await _send_problem(send_with_headers, 415, "Send the body as application/json")
                 return
+            if _has_body(scope):
+                try:
+                    body = await _read_body(receive, self.max_body_bytes, self._deadline(scope))
+                except TimeoutError:
+                    await _send_problem(send_with_headers, 408, READ_TIMEOUT, headers=CLOSE_HEADERS)
+                    return
+                if body is None:
+                    status = CLIENT_CLOSED
+                    return
+                receive = _replaying(body, receive)
             gate = self.admission if api else None
             if gate is not None:
                 try:
@@ -113,13 +139,12 @@ class RequestContextMiddleware:
                     await _send_problem(send_with_headers, 503, BUSY, headers=BUSY_HEADERS)
                     return
             try:
-                await self.app(scope, _limited(receive, self.max_body_bytes), send_with_headers)
+                await self.app(scope, receive, send_with_headers)
             finally:
                 if gate is not None:
                     gate.leave()
         except BodyTooLarge as exc:
-            # A declared length over the limit, or a streamed body read outside any route
-            # (inside one, the app's handler renders it the same way).
+            # A declared length over the limit, or a streamed body that passed it.
             if started:
                 raise
             await _send_problem(send_with_headers, 413, exc.detail)
@@ -132,6 +157,14 @@ class RequestContextMiddleware:
             close_request(token)
             if self.record_outcome is not None:
                 self.record_outcome(scope, context, status, headers, time.perf_counter() - began)
+
+    def _deadline(self, scope: Scope) -> float:
+        """When the body must have arrived, on the event loop's clock."""
+        extension = (scope.get("extensions") or {}).get(READ_DEADLINE) or {}
+        stamped = extension.get("deadline")
+        if isinstance(stamped, float):
+            return stamped
+        return asyncio.get_running_loop().time() + self.read_timeout
 
 
 def _add_missing(
@@ -194,20 +227,37 @@ def _declared_length(scope: Scope) -> int:
         return 0
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    """Count the body as it streams in (chunked bodies declare no length)."""
+async def _read_body(receive: Receive, limit: int, deadline: float) -> bytes | None:
+    """The whole body, counted as it streams in (chunked bodies declare no length); None if the
+    client went away first. TimeoutError once the event loop's clock passes `deadline`."""
+    chunks: list[bytes] = []
     received = 0
-
-    async def receive_with_limit() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
+    async with asyncio.timeout_at(deadline):
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # http.disconnect
+            chunk = message.get("body", b"")
+            received += len(chunk)
             if received > limit:
                 raise BodyTooLarge(limit)
-        return message
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-    return receive_with_limit
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """The body, already read, as one message; after it, what the server says (a disconnect)."""
+    replayed = False
+
+    async def receive_after_body() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive_after_body
 
 
 def _has_body(scope: Scope) -> bool:
@@ -222,6 +272,15 @@ def _header(scope: Scope, wanted: bytes) -> str:
         if name == wanted:
             return bytes(value).decode("latin-1")
     return ""
+
+
+def problem_before_app(status: int, detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of a problem sent by the server for a request the app never saw (its
+    headers never arrived whole): the standard headers, a request id of its own, and the
+    connection closed after it."""
+    response = problem_response(status, detail, headers=CLOSE_HEADERS)
+    headers = _with_standard_headers(response.raw_headers, uuid.uuid4().hex, api=True)
+    return headers, bytes(response.body)
 
 
 async def _send_problem(send: Send, status: int, detail: str | None, **extra: Any) -> None:

@@ -46,7 +46,10 @@ async def change_password(
         min_length=settings.PASSWORD_MIN_LENGTH,
         field="new_password",
     )
-    password_hash = await passwords.hash_password(new_password, rounds=settings.bcrypt_rounds)
+    # Hashed first: no connection is held while bcrypt runs.
+    password_hash = await passwords.hash_password(
+        new_password, rounds=settings.bcrypt_rounds, queue_limit=settings.HASH_QUEUE_LIMIT
+    )
     await auth_service.replace_password(
         db, user_id=account.id, password_hash=password_hash, keep_session=current_session_id
     )

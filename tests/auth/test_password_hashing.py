@@ -1,0 +1,215 @@
+"""Password hashing under load: past HASH_QUEUE_LIMIT waiting hashes, login, registration and
+password change are refused at once (503, Retry-After); and no database connection or
+transaction is held while a hash is computed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from taskhub.config import Settings
+from taskhub.db.runner import Database
+from taskhub.main import create_app
+from taskhub.security import passwords
+from tests.conftest import make_settings
+from tests.helpers import API, DEFAULT_PASSWORD, ApiUser, assert_problem, make_user
+
+NEW_PASSWORD = "quartz-meadow-lantern-7"
+# Bounded waits, so that a missing protection fails the test instead of hanging it.
+WAIT_SECONDS = 10.0
+# Loose: "at once" means without waiting for a hashing thread (each is held for 10 s here).
+AT_ONCE_SECONDS = 3.0
+
+
+@pytest.fixture
+async def limited(database_url: str, app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An app whose hashing queue holds one waiting hash (`app`: its teardown empties tables)."""
+    application = create_app(make_settings(database_url, HASH_QUEUE_LIMIT=1))
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+    await application.state.database.dispose()
+
+
+@contextmanager
+def filled_hash_queue() -> Iterator[None]:
+    """Every hashing thread busy and one hash waiting, until the block ends."""
+    release = threading.Event()
+    pool = passwords._hashing_pool()
+    held: list[Future[bool]] = [
+        pool.submit(None, release.wait, WAIT_SECONDS) for _ in range(pool.threads + 1)
+    ]
+    try:
+        yield
+    finally:
+        release.set()
+        for future in held:
+            future.result(timeout=WAIT_SECONDS)
+
+
+async def _refused_at_once(request: Awaitable[httpx.Response]) -> None:
+    began = time.monotonic()
+    response = await asyncio.wait_for(request, timeout=WAIT_SECONDS)
+
+    assert time.monotonic() - began < AT_ONCE_SECONDS
+    body = assert_problem(response, 503)
+    assert body["detail"] == "Too many password checks are waiting; retry later"
+    assert response.headers["retry-after"] == "1"
+
+
+class TestHashQueueLimit:
+    async def test_login_is_503_at_once(self, limited: httpx.AsyncClient) -> None:
+        await make_user(limited, "queued")
+        with filled_hash_queue():
+            await _refused_at_once(
+                limited.post(
+                    f"{API}/auth/login", data={"username": "queued", "password": DEFAULT_PASSWORD}
+                )
+            )
+
+    async def test_login_of_an_unknown_user_is_503_at_once(
+        self, limited: httpx.AsyncClient
+    ) -> None:
+        with filled_hash_queue():
+            await _refused_at_once(
+                limited.post(
+                    f"{API}/auth/login", data={"username": "nobody", "password": DEFAULT_PASSWORD}
+                )
+            )
+
+    async def test_registration_is_503_at_once_and_creates_nobody(
+        self, limited: httpx.AsyncClient
+    ) -> None:
+        payload = {"username": "newcomer", "password": DEFAULT_PASSWORD}
+        with filled_hash_queue():
+            await _refused_at_once(limited.post(f"{API}/auth/register", json=payload))
+
+        retried = await limited.post(f"{API}/auth/register", json=payload)
+        assert retried.status_code == 201, retried.text
+
+    async def test_password_change_is_503_at_once(self, limited: httpx.AsyncClient) -> None:
+        user = await make_user(limited, "changer")
+        with filled_hash_queue():
+            await _refused_at_once(
+                limited.post(
+                    f"{API}/users/me/password",
+                    json={"current_password": user.password, "new_password": NEW_PASSWORD},
+                    headers=user.headers,
+                )
+            )
+
+
+class PausedHashes:
+    """Each hash waits, on its thread, until the test has looked at the database."""
+
+    def __init__(self) -> None:
+        self._arrived = threading.Semaphore(0)
+        self._go = threading.Semaphore(0)
+
+    def wrap(self, work: Callable[..., Any]) -> Callable[..., Any]:
+        def paused(*args: Any) -> Any:
+            self._arrived.release()
+            self._go.acquire(timeout=WAIT_SECONDS)
+            return work(*args)
+
+        return paused
+
+    async def next_hash(self) -> None:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not self._arrived.acquire(blocking=False):
+            assert time.monotonic() < deadline, "no hash started"
+            await asyncio.sleep(0.005)
+
+    def let_it_run(self) -> None:
+        self._go.release()
+
+
+@pytest.fixture
+def paused(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> PausedHashes:
+    passwords._dummy_hash(settings.bcrypt_rounds)  # made at first use: made now, unpaused
+    hashes = PausedHashes()
+    monkeypatch.setattr(passwords, "_hash_sync", hashes.wrap(passwords._hash_sync))
+    monkeypatch.setattr(passwords, "_verify_sync", hashes.wrap(passwords._verify_sync))
+    return hashes
+
+
+def _open_transactions(sent: list[tuple[str, Any]]) -> int:
+    said = [sql for sql, _ in sent]
+    return said.count("BEGIN") - said.count("COMMIT") - said.count("ROLLBACK")
+
+
+class TestNothingHeldWhileHashing:
+    """While each hash of the request runs, no connection is checked out of the pool and no
+    transaction is open."""
+
+    async def _hashes_hold_nothing(
+        self,
+        app: FastAPI,
+        paused: PausedHashes,
+        request: Awaitable[httpx.Response],
+        *,
+        hashes: int,
+    ) -> httpx.Response:
+        database: Database = app.state.database
+        with database.observed() as sent:
+            pending = asyncio.ensure_future(request)
+            try:
+                for _ in range(hashes):
+                    await paused.next_hash()
+                    stats = database.pool_stats()
+                    assert stats is None or stats.in_use == 0, stats
+                    assert _open_transactions(sent) == 0, sent
+                    paused.let_it_run()
+                return await asyncio.wait_for(pending, timeout=WAIT_SECONDS)
+            finally:
+                for _ in range(hashes):
+                    paused.let_it_run()  # never leave a thread waiting
+                if not pending.done():
+                    pending.cancel()
+
+    async def test_login(
+        self, app: FastAPI, client: httpx.AsyncClient, alice: ApiUser, paused: PausedHashes
+    ) -> None:
+        login = client.post(
+            f"{API}/auth/login", data={"username": alice.username, "password": alice.password}
+        )
+        response = await self._hashes_hold_nothing(app, paused, login, hashes=1)
+        assert response.status_code == 200, response.text
+
+    async def test_login_of_an_unknown_user(
+        self, app: FastAPI, client: httpx.AsyncClient, paused: PausedHashes
+    ) -> None:
+        login = client.post(
+            f"{API}/auth/login", data={"username": "nobody", "password": DEFAULT_PASSWORD}
+        )
+        response = await self._hashes_hold_nothing(app, paused, login, hashes=1)
+        assert response.status_code == 401, response.text
+
+    async def test_registration(
+        self, app: FastAPI, client: httpx.AsyncClient, paused: PausedHashes
+    ) -> None:
+        register = client.post(
+            f"{API}/auth/register", json={"username": "carol", "password": DEFAULT_PASSWORD}
+        )
+        response = await self._hashes_hold_nothing(app, paused, register, hashes=1)
+        assert response.status_code == 201, response.text
+
+    async def test_password_change(
+        self, app: FastAPI, client: httpx.AsyncClient, alice: ApiUser, paused: PausedHashes
+    ) -> None:
+        change = client.post(
+            f"{API}/users/me/password",
+            json={"current_password": alice.password, "new_password": NEW_PASSWORD},
+            headers=alice.headers,
+        )
+        response = await self._hashes_hold_nothing(app, paused, change, hashes=2)
+        assert response.status_code == 204, response.text
