@@ -77,8 +77,8 @@ def serve(settings: Settings) -> int:
     """
     import uvicorn
 
-    from taskhub.logs import configure_logging
     from taskhub.http.protocol import PROTOCOL_PATH
+    from taskhub.logs import configure_logging
 
     # uvicorn re-raises the signal it drained for once it is done; the default action would turn
     # a clean stop into exit status -15 (143 in a container), which reads as a crash.
