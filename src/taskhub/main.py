@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         common_passwords.preload()
         logger.info("taskhub started", extra={"environment": settings.ENVIRONMENT})
         async with (
-            reminder_scheduling(settings, database),
+            reminder_scheduling(settings, database, app.state.rate_limiter.redis),
             serve_metrics(settings, app.state.metrics),
         ):
             yield
