@@ -23,6 +23,7 @@ from taskhub.main import create_app
 from taskhub.migrate import upgrade
 from taskhub.ratelimit import RateLimiter
 from tests.helpers import ApiUser, make_user
+from tests.private_servers import PrivateRedis, private_redis
 
 # The servers and workers the tests start run this checkout's src/ too, not whichever copy the
 # shared environment has installed (pytest's `pythonpath` covers this process).
@@ -204,3 +205,10 @@ async def alice(client: httpx.AsyncClient) -> ApiUser:
 @pytest.fixture
 async def bob(client: httpx.AsyncClient) -> ApiUser:
     return await make_user(client, "bob")
+
+
+@pytest.fixture
+def redis_server() -> Iterator[PrivateRedis]:
+    """A `redis-server` of the test's own on a free port, which it may stall or kill."""
+    with private_redis() as server:
+        yield server

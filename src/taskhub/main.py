@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.readiness = health.Readiness()
     app.state.trusted_proxies = parse_trusted_proxies(settings.TRUSTED_PROXIES)
     install_cors(app, settings)
     # Outside CORS, so CORS preflights and every error get the standard headers too.
