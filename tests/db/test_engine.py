@@ -4,6 +4,7 @@ SQLite has no statement timeout: the setting is ignored there."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -61,7 +62,9 @@ async def test_a_request_stuck_behind_a_row_lock_gets_503_within_the_timeout(
         async with holder, holder.transaction():
             await holder.execute("SELECT id FROM task WHERE id = %s FOR UPDATE", [task["id"]])
             started = time.monotonic()
-            stuck = await http.patch(path, json={"title": "edited"}, headers=alice.headers)
+            # Bounded: without a statement timeout the PATCH would wait for this lock forever.
+            async with asyncio.timeout(STATEMENT_TIMEOUT + MARGIN + 5):
+                stuck = await http.patch(path, json={"title": "edited"}, headers=alice.headers)
             waited = time.monotonic() - started
 
         assert_problem(stuck, 503)
