@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -73,7 +74,7 @@ def _migrate(database_url: str) -> None:
         **os.environ,
         "ENVIRONMENT": "test",
         "DATABASE_URL": database_url,
-        "JWT_SECRET": "migrate-" + uuid.uuid4().hex + uuid.uuid4().hex,
+        "JWT_SECRET": secrets.token_urlsafe(48),
     }
     subprocess.run(
         [sys.executable, "-m", "taskhub", "migrate"],
