@@ -24,6 +24,7 @@ from taskhub.migrate import upgrade
 from taskhub.ratelimit import RateLimiter
 from tests.helpers import ApiUser, make_user
 from tests.hermetic import scrub_environment
+from tests.private_servers import PrivateRedis, private_redis
 
 scrub_environment()  # before anything reads it: the suite runs on its own settings only
 
@@ -207,3 +208,10 @@ async def alice(client: httpx.AsyncClient) -> ApiUser:
 @pytest.fixture
 async def bob(client: httpx.AsyncClient) -> ApiUser:
     return await make_user(client, "bob")
+
+
+@pytest.fixture
+def redis_server() -> Iterator[PrivateRedis]:
+    """A `redis-server` of the test's own on a free port, which it may stall or kill."""
+    with private_redis() as server:
+        yield server

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from taskhub.http.health import READY_CACHE_SECONDS, Readiness
 from taskhub.main import create_app
 from tests.conftest import make_settings
 from tests.helpers import assert_problem
+from tests.private_servers import PrivateRedis
 
 UNREACHABLE_DATABASE = "postgresql://postgres:hunter2@127.0.0.1:1/nope"
+FLOOD = 50
 
 
 @pytest.fixture
@@ -106,3 +111,58 @@ class TestReadyWithRedis:
         assert body["checks"] == {"database": "ok", "redis": "unavailable"}
         assert "hunter2" not in response.text
         assert "redis://" not in response.text
+
+
+class TestReadyUnderAFlood:
+    """A flood of /ready costs a process one check a second, on the connections it already has."""
+
+    @pytest.fixture
+    async def fresh(self, database_url: str, redis_server: PrivateRedis) -> AsyncIterator[FastAPI]:
+        application = create_app(make_settings(database_url, REDIS_URL=redis_server.url))
+        yield application
+        await application.state.rate_limiter.aclose()
+        await application.state.database.dispose()
+
+    @staticmethod
+    async def flood(application: FastAPI) -> list[int]:
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            responses = await asyncio.gather(*(http.get("/ready") for _ in range(FLOOD)))
+        return [response.status_code for response in responses]
+
+    async def test_concurrent_calls_share_one_database_check(self, fresh: FastAPI) -> None:
+        with fresh.state.database.observed() as sent:
+            statuses = await self.flood(fresh)
+
+        assert statuses == [200] * FLOOD
+        assert len(sent) == 1, sent
+
+    async def test_a_check_is_kept_for_its_time_then_made_again(self) -> None:
+        made: list[float] = []
+
+        async def check() -> dict[str, bool]:
+            made.append(time.monotonic())
+            return {"database": True}
+
+        kept = Readiness(ttl=30.0)
+        for _ in range(3):
+            assert await kept.checks(check) == {"database": True}
+        assert len(made) == 1
+
+        short = Readiness(ttl=0.1)
+        await short.checks(check)
+        await asyncio.sleep(0.2)
+        await short.checks(check)
+        assert len(made) == 3
+
+    async def test_redis_is_checked_on_the_app_s_own_connection(
+        self, fresh: FastAPI, redis_server: PrivateRedis
+    ) -> None:
+        before = redis_server.connections_received()
+        for _ in range(3):
+            assert await self.flood(fresh) == [200] * FLOOD
+            await asyncio.sleep(READY_CACHE_SECONDS)
+        # Minus the connection that asks: the server counts it too.
+        opened = redis_server.connections_received() - before - 1
+
+        assert opened <= 1, f"{opened} connections for 3 checks"

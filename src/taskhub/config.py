@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     WEB_CONCURRENCY: int = Field(default=1, ge=1, le=64)
     DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)
     DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
+    # PostgreSQL cancels a statement that runs longer (the request gets a 503). SQLite: ignored.
+    DB_STATEMENT_TIMEOUT: float = Field(default=5.0, gt=0, le=3600)
+    # The longest any request waits for Redis before the breaker opens (taskhub.redis_health).
+    REDIS_TIMEOUT: float = Field(default=0.5, gt=0, le=30)
     # Unset: DB_POOL_SIZE, so admitted requests never queue for a connection as well.
     MAX_CONCURRENT_REQUESTS: int | None = Field(default=None, ge=1, le=10_000)
     REQUEST_QUEUE_TIMEOUT: float = Field(default=5.0, gt=0, le=120)

@@ -180,6 +180,13 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
     return problem_response(503, ServiceUnavailable.detail, headers={"Retry-After": "5"})
 
 
+async def _statement_cancelled(_request: Request, exc: Exception) -> JSONResponse:
+    # PostgreSQL ended a statement that ran past DB_STATEMENT_TIMEOUT (a lock held elsewhere, an
+    # overloaded server): nothing of it was applied, and the same request may well work later.
+    logger.warning("database statement cancelled: %s", type(exc).__name__)
+    return problem_response(503, ServiceUnavailable.detail, headers={"Retry-After": "5"})
+
+
 def _is_connection_problem(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
@@ -193,3 +200,5 @@ def install_error_handlers(app: FastAPI) -> None:
     # The hot-path statements (taskhub.db.runner) reach psycopg and its pool directly.
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(psycopg.InterfaceError, _database_unavailable)
+    # A subclass of OperationalError, named for the log: statement_timeout (DB_STATEMENT_TIMEOUT).
+    app.add_exception_handler(psycopg.errors.QueryCanceled, _statement_cancelled)

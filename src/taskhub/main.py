@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         common_passwords.preload()
         logger.info("taskhub started", extra={"environment": settings.ENVIRONMENT})
         async with (
-            reminder_scheduling(settings, database),
+            reminder_scheduling(settings, database, app.state.rate_limiter.redis),
             serve_metrics(settings, app.state.metrics),
         ):
             yield
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.readiness = health.Readiness()
     app.state.trusted_proxies = parse_trusted_proxies(settings.TRUSTED_PROXIES)
     install_cors(app, settings)
     # Outside CORS, so CORS preflights and every error get the standard headers too.

@@ -1,14 +1,15 @@
 """Rate limits with the `limits` library: moving windows in Redis (shared by every instance) when
 REDIS_URL is set, in process memory otherwise.
 
-If Redis stops answering, the per-user API limit fails open (logged, and /ready reports Redis)
-while login and registration limits fall back to the in-process counter rather than vanish.
+Redis is reached through a circuit breaker (taskhub.redis_health): while it is open every limit
+counts in process memory instead (per process, so looser by the number of processes, never
+gone), and no request waits for Redis until the breaker's probe sees it back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-import logging
 import math
 import time
 from dataclasses import dataclass
@@ -17,15 +18,10 @@ from typing import Any
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
-from redis.asyncio import ConnectionPool
 
 from taskhub.config import Settings
 from taskhub.errors import TaskHubError
-
-logger = logging.getLogger(__name__)
-
-REDIS_TIMEOUT_SECONDS = 0.5
+from taskhub.redis_health import RedisBreaker, RedisUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +80,12 @@ class RateLimiter:
         self.api = parse(settings.RATE_LIMIT_API)
         self._local = MovingWindowRateLimiter(_MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
-        self._redis_pool: ConnectionPool | None = None
+        # The process's one way to Redis: /ready and the reminder timer ask it too.
+        self.redis: RedisBreaker | None = None
         if settings.REDIS_URL is not None:
             url = settings.REDIS_URL.get_secret_value()
-            # Our own pool, so that aclose() can close its connections.
-            self._redis_pool = ConnectionPool.from_url(
-                url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            )
-            options: dict[str, Any] = {"connection_pool": self._redis_pool}
+            self.redis = RedisBreaker(url, timeout=settings.REDIS_TIMEOUT)
+            options: dict[str, Any] = {"connection_pool": self.redis.pool}
             storage = RedisStorage(
                 "async+" + url,
                 implementation="redispy",
@@ -102,12 +94,11 @@ class RateLimiter:
                 **options,
             )
             self._shared = MovingWindowRateLimiter(storage)
-        self._shared_failing = False
 
     async def aclose(self) -> None:
-        """Close the connections to the shared store (when the app shuts down)."""
-        if self._redis_pool is not None:
-            await self._redis_pool.aclose()
+        """Stop the breaker's probe and close the connections to Redis (at shutdown)."""
+        if self.redis is not None:
+            await self.redis.aclose()
 
     async def begin_login_attempt(self, *, username: str, ip: str) -> None:
         """429 once a login limit is used up, whatever the password; otherwise count the attempt.
@@ -145,14 +136,14 @@ class RateLimiter:
         """The states of the limits that one more hit would exceed (nothing is counted)."""
         refused: list[LimitState] = []
         for item, identifiers in limits:
-            outcome = await self._apply(item, identifiers, hit=False, fallback_local=True)
+            outcome = await self._apply(item, identifiers, hit=False)
             if outcome is not None and not outcome[0]:
                 refused.append(outcome[1])
         return refused
 
     async def _hit(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> bool:
         """Count one hit; False when the limit was already used up (then nothing is counted)."""
-        outcome = await self._apply(item, identifiers, hit=True, fallback_local=True)
+        outcome = await self._apply(item, identifiers, hit=True)
         return outcome is None or outcome[0]
 
     async def login_failed(self, *, ip: str) -> None:
@@ -167,24 +158,23 @@ class RateLimiter:
             (self.login_username, ("login-user", name)),
             (self.login_username_share, ("login-user-share", name, address)),
         ):
-            for limiter in self._limiters(fallback_local=True):
-                try:
-                    await limiter.clear(item, *identifiers)
-                except StorageError as exc:
-                    self._note_failure(exc)
+            # Both stores: counts made in process memory while Redis was away are cleared too.
+            await self._local.clear(item, *identifiers)
+            shared = self._shared
+            if shared is not None and self.redis is not None:
+                with contextlib.suppress(RedisUnavailable):
+                    await self.redis.call(shared.clear, item, *identifiers)
 
     async def hit_register(self, *, ip: str) -> None:
-        outcome = await self._apply(
-            self.register, ("register", address_key(ip)), hit=True, fallback_local=True
-        )
+        outcome = await self._apply(self.register, ("register", address_key(ip)), hit=True)
         if outcome is not None and not outcome[0]:
             raise TooManyRequests(
                 outcome[1], "Too many registrations from this address; retry later"
             )
 
     async def hit_api(self, *, user_id: str) -> LimitState | None:
-        """Count one request of a user; None when limits are off or the shared store is down."""
-        outcome = await self._apply(self.api, ("api", user_id), hit=True, fallback_local=False)
+        """Count one request of a user; None when limits are off."""
+        outcome = await self._apply(self.api, ("api", user_id), hit=True)
         if outcome is None:
             return None
         allowed, state = outcome
@@ -193,43 +183,31 @@ class RateLimiter:
         return state
 
     async def _apply(
-        self, item: RateLimitItem, identifiers: tuple[str, ...], *, hit: bool, fallback_local: bool
+        self, item: RateLimitItem, identifiers: tuple[str, ...], *, hit: bool
     ) -> tuple[bool, LimitState] | None:
-        """Hit (or only test) a limit: (allowed, state), or None when limits are off or no store answers."""
+        """Hit (or only test) a limit: (allowed, state), or None when limits are off. In Redis
+        while the breaker lets calls through, in process memory otherwise."""
         if not self.enabled:
             return None
-        for limiter in self._limiters(fallback_local):
-            try:
-                if hit:
-                    allowed = await limiter.hit(item, *identifiers)
-                else:
-                    allowed = await limiter.test(item, *identifiers)
-                stats = await limiter.get_window_stats(item, *identifiers)
-            except StorageError as exc:
-                self._note_failure(exc)
-                continue
-            if limiter is self._shared:
-                self._note_recovery()
-            return allowed, _state_of(item, stats.remaining, stats.reset_time)
-        return None
+        shared = self._shared
+        if shared is not None and self.redis is not None:
+            with contextlib.suppress(RedisUnavailable):
+                return await self.redis.call(_count, shared, item, identifiers, hit)
+        return await _count(self._local, item, identifiers, hit)
 
-    def _limiters(self, fallback_local: bool) -> list[MovingWindowRateLimiter]:
-        if self._shared is None:
-            return [self._local]
-        return [self._shared, self._local] if fallback_local else [self._shared]
 
-    def _note_failure(self, exc: Exception) -> None:
-        if not self._shared_failing:
-            logger.warning(
-                "rate-limit store unreachable (%s): API limit open, login limits in-process",
-                type(exc).__name__,
-            )
-            self._shared_failing = True
-
-    def _note_recovery(self) -> None:
-        if self._shared_failing:
-            logger.info("rate-limit store reachable again")
-            self._shared_failing = False
+async def _count(
+    limiter: MovingWindowRateLimiter,
+    item: RateLimitItem,
+    identifiers: tuple[str, ...],
+    hit: bool,
+) -> tuple[bool, LimitState]:
+    if hit:
+        allowed = await limiter.hit(item, *identifiers)
+    else:
+        allowed = await limiter.test(item, *identifiers)
+    stats = await limiter.get_window_stats(item, *identifiers)
+    return allowed, _state_of(item, stats.remaining, stats.reset_time)
 
 
 def _normalised(username: str) -> str:

@@ -4,11 +4,13 @@ repositories define compiles on both backends."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import bindparam, func, insert, select
@@ -18,7 +20,9 @@ from sqlalchemy.sql import Executable
 import taskhub
 from taskhub.auth.models import User
 from taskhub.clock import new_id
+from taskhub.db.engine import create_database
 from taskhub.db.runner import Database, IntegrityViolation, selecting
+from tests.conftest import make_settings
 
 _COUNT_NAMED = select(func.count()).select_from(User).where(User.username == bindparam("name"))
 _INSERT_USER = (
@@ -134,3 +138,36 @@ def test_every_module_level_statement_compiles_on_both_backends(dialect: object)
             pytest.fail(f"{name} does not compile: {exc}")
         # An expanding IN is rendered per execution; statements here are compiled once.
         assert "POSTCOMPILE" not in sql, name
+
+
+_BACKEND_AFTER_A_NAP = select(func.pg_backend_pid(), func.pg_sleep(0.2))
+_BACKEND = select(func.pg_backend_pid())
+
+
+async def test_pooled_connections_the_server_ended_are_replaced_before_a_statement_runs(
+    database_url: str, is_postgres: bool
+) -> None:
+    # What a restart or failover does to every idle connection of the pool, done here to ours
+    # alone: pg_terminate_backend sends each its goodbye and closes it.
+    if not is_postgres:
+        pytest.skip("PostgreSQL only: SQLite connections are files, not sessions a server ends")
+    database = create_database(make_settings(database_url, DB_POOL_SIZE=4))
+    try:
+        naps = [database.scalar(_BACKEND_AFTER_A_NAP, {}) for _ in range(4)]
+        ended = set(await asyncio.gather(*naps))
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+            for pid in ended:
+                await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(100):  # up to ~5 s for the backends to be gone
+                cursor = await admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(ended)]
+                )
+                if (await cursor.fetchone()) == (0,):
+                    break
+                await asyncio.sleep(0.05)
+
+        served_by = [await database.scalar(_BACKEND, {}) for _ in range(len(ended) + 1)]
+    finally:
+        await database.dispose()
+
+    assert not ended & set(served_by)

@@ -26,6 +26,7 @@ from taskhub.db.runner import Database
 from taskhub.notifications import repository as notification_repository
 from taskhub.notifications.models import TASK_DUE, Notification
 from taskhub.notifications.service import scan_due_reminders
+from taskhub.redis_health import RedisBreaker
 from taskhub.tasks.models import Task
 from taskhub.worker.in_process import reminder_scheduling
 from tests.conftest import make_settings
@@ -401,7 +402,10 @@ async def test_insert_reminders_with_nothing_to_insert_is_a_no_op(app: FastAPI) 
     assert await notification_repository.insert_reminders(app.state.database, []) == 0
 
 
-# --- the in-process timer (no REDIS_URL) ---------------------------------------------------------
+# --- the in-process timer (no REDIS_URL, or Redis unreachable) ---------------------------------
+
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/11"  # the machine's Redis; only PINGed here
+UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
 
 
 async def wait_for_reminders(app: FastAPI, count: int) -> int:
@@ -421,22 +425,43 @@ async def test_without_redis_the_api_process_scans_on_a_timer(
     settings = make_settings(database_url, REMINDER_SCAN_INTERVAL=1)
     database: Database = app.state.database
 
-    async with reminder_scheduling(settings, database):
+    async with reminder_scheduling(settings, database, None):
         found = await wait_for_reminders(app, 1)
 
     assert found == 1
 
 
-async def test_with_redis_the_api_process_leaves_the_scan_to_celery(
+async def test_with_redis_answering_the_api_process_leaves_the_scan_to_celery(
     app: FastAPI, client: httpx.AsyncClient, alice: ApiUser, database_url: str
 ) -> None:
     await create_task(client, alice, due_at=iso(utcnow() + timedelta(minutes=10)))
-    with_redis = make_settings(database_url, REDIS_URL="redis://127.0.0.1:6379/11")
-
-    async with reminder_scheduling(with_redis, app.state.database):
-        await asyncio.sleep(0.2)
+    with_redis = make_settings(database_url, REDIS_URL=SHARED_REDIS_URL)
+    redis = RedisBreaker(SHARED_REDIS_URL, timeout=2.0)
+    try:
+        async with reminder_scheduling(with_redis, app.state.database, redis):
+            await asyncio.sleep(0.2)
+    finally:
+        await redis.aclose()
 
     assert await reminders(app) == []
+    assert not redis.is_open
+
+
+async def test_while_redis_is_unreachable_the_api_process_scans_too(
+    app: FastAPI, client: httpx.AsyncClient, alice: ApiUser, database_url: str
+) -> None:
+    # Celery beat cannot send the scan without its broker: the API covers for it meanwhile.
+    await create_task(client, alice, due_at=iso(utcnow() + timedelta(minutes=10)))
+    with_redis = make_settings(database_url, REDIS_URL=UNREACHABLE_REDIS_URL)
+    redis = RedisBreaker(UNREACHABLE_REDIS_URL, timeout=0.5)
+    try:
+        async with reminder_scheduling(with_redis, app.state.database, redis):
+            found = await wait_for_reminders(app, 1)
+    finally:
+        await redis.aclose()
+
+    assert found == 1
+    assert redis.is_open
 
 
 async def test_a_failing_scan_does_not_stop_the_timer(
@@ -448,7 +473,7 @@ async def test_a_failing_scan_does_not_stop_the_timer(
     failures: list[logging.LogRecord] = []
     try:
         with caplog.at_level(logging.ERROR, logger="taskhub.worker.in_process"):
-            async with reminder_scheduling(settings, database):
+            async with reminder_scheduling(settings, database, None):
                 for _ in range(60):  # up to ~3 s: two failed scans, one interval apart
                     failures = [
                         r for r in caplog.records if "reminder scan failed" in r.getMessage()

@@ -571,22 +571,22 @@ class TestSharedThroughRedis:
 
 
 class TestRedisUnreachable:
-    async def test_the_api_keeps_serving_without_the_user_limit_and_logs_it(
+    async def test_the_api_keeps_serving_with_the_user_limit_in_process_and_logs_it_once(
         self, apps: Apps, caplog: pytest.LogCaptureFixture
     ) -> None:
-        application = apps.build(REDIS_URL=UNREACHABLE_REDIS_URL, RATE_LIMIT_API="1/minute")
+        application = apps.build(REDIS_URL=UNREACHABLE_REDIS_URL, RATE_LIMIT_API="2/minute")
         logging.getLogger().addHandler(caplog.handler)  # create_app replaced the root handlers
         http = await apps.client(application)
         alice = await make_user(http, "alice")
 
-        for _ in range(3):
+        for remaining in ("1", "0"):
             response = await http.get(ME, headers=alice.headers)
             assert response.status_code == 200, response.text
-            assert "RateLimit-Limit" not in response.headers
+            assert response.headers["RateLimit-Remaining"] == remaining
+        assert_too_many(await http.get(ME, headers=alice.headers), limit=2, window=MINUTE)
 
-        warnings = [r for r in caplog.records if r.name == "taskhub.ratelimit"]
-        assert warnings
-        assert all(r.levelno == logging.WARNING for r in warnings)
+        warnings = [r for r in caplog.records if r.name == "taskhub.redis_health"]
+        assert [r.levelno for r in warnings] == [logging.WARNING]
         assert "127.0.0.1:1" not in caplog.text
 
     async def test_login_limits_still_apply_in_process(self, apps: Apps) -> None:

@@ -18,8 +18,9 @@ from taskhub.db.runner import Database, PostgresDatabase, SQLiteDatabase
 
 # Connections older than this are replaced (RDS failovers, proxies that drop long-lived ones).
 CONNECTION_MAX_LIFETIME_SECONDS = 1800
-# Every PostgreSQL connection: fail a connect fast, and read timestamps in UTC.
-POSTGRES_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 5, "options": "-c timezone=UTC"}
+# Every PostgreSQL connection fails a connect fast (and reads timestamps in UTC, and runs each
+# statement under DB_STATEMENT_TIMEOUT: postgres_connect_args).
+CONNECT_TIMEOUT_SECONDS = 5
 # A short-lived event loop (a Celery job) needs no more than this.
 UNPOOLED_SIZE = 2
 
@@ -43,7 +44,7 @@ def _create_pool(settings: Settings, *, pooled: bool) -> AsyncConnectionPool[Asy
     url = make_url(settings.database_url).set(drivername="postgresql")
     return AsyncConnectionPool(
         url.render_as_string(hide_password=False),
-        kwargs={**POSTGRES_CONNECT_ARGS, "autocommit": True},
+        kwargs={**postgres_connect_args(settings), "autocommit": True},
         min_size=1 if pooled else 0,
         max_size=settings.DB_POOL_SIZE if pooled else UNPOOLED_SIZE,
         max_idle=600 if pooled else 1,
@@ -52,6 +53,17 @@ def _create_pool(settings: Settings, *, pooled: bool) -> AsyncConnectionPool[Asy
         open=False,
         name="taskhub",
     )
+
+
+def postgres_connect_args(settings: Settings) -> dict[str, Any]:
+    """libpq parameters of every connection: timestamps read in UTC, and no statement runs longer
+    than DB_STATEMENT_TIMEOUT (PostgreSQL cancels it; the request gets a 503, taskhub.errors), so
+    a statement stuck behind a lock or a runaway plan gives its connection back."""
+    statement_timeout_ms = max(1, round(settings.DB_STATEMENT_TIMEOUT * 1000))
+    return {
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "options": f"-c timezone=UTC -c statement_timeout={statement_timeout_ms}",
+    }
 
 
 def _create_sqlite_engine(settings: Settings, *, pooled: bool) -> AsyncEngine:

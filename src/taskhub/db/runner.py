@@ -18,6 +18,8 @@ caller reads a tuple by position. Python-side column defaults of the models do n
 from __future__ import annotations
 
 import dataclasses
+import select
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -240,8 +242,27 @@ class PostgresDatabase(Database):
     async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
         if self.pool.closed:  # the pool must start inside the event loop that serves requests
             await self.pool.open(wait=False)
-        async with self.pool.connection() as connection:
-            yield connection
+        connection = await self._live_connection()
+        try:
+            async with connection:
+                yield connection
+        finally:
+            await self.pool.putconn(connection)
+
+    async def _live_connection(self) -> AsyncConnection[Any]:
+        """A pooled connection the server has not closed, within DB_POOL_TIMEOUT in all.
+
+        After a restart or failover every idle connection in the pool is dead, and psycopg only
+        learns it when a statement fails on one: each would cost a request a 503 although the
+        server is back. The pool's own `check=` costs a round trip per checkout and, once a
+        check fails, waits a second before the next one; this costs one poll(), a few microseconds."""
+        deadline = time.monotonic() + self.pool.timeout
+        while True:
+            connection = await self.pool.getconn(timeout=max(0.0, deadline - time.monotonic()))
+            if not _closed_by_server(connection):
+                return connection
+            await connection.close()  # a closed connection is dropped and replaced by the pool
+            await self.pool.putconn(connection)
 
     def pool_stats(self) -> PoolStats:
         stats = self.pool.get_stats()
@@ -313,6 +334,17 @@ class SQLiteDatabase(Database):
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _closed_by_server(connection: AsyncConnection[Any]) -> bool:
+    """Whether the server has said goodbye on an idle connection: nothing is ever sent to an idle
+    client of ours (no LISTEN, no COPY), so anything to read is the termination notice of a
+    shutdown, restart or failover, or the end of the stream."""
+    if connection.closed:
+        return True
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 @asynccontextmanager
