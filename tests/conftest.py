@@ -212,7 +212,9 @@ async def client_of(
 
 
 @contextmanager
-def served_client(base_url: str, *, timeout: float = 10.0) -> Iterator[httpx.Client]:
+def served_client(
+    base_url: str, *, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> Iterator[httpx.Client]:
     """`client_of` for the synchronous tests of a served process: every response is scanned."""
     violations: list[str] = []
 
@@ -221,7 +223,10 @@ def served_client(base_url: str, *, timeout: float = 10.0) -> Iterator[httpx.Cli
         _refuse_leaks(response, violations)
 
     with httpx.Client(
-        base_url=base_url, timeout=timeout, event_hooks={"response": [scan_for_leaks]}
+        base_url=base_url,
+        timeout=timeout,
+        headers=headers,
+        event_hooks={"response": [scan_for_leaks]},
     ) as http:
         yield http
     assert not violations, f"responses leaked secrets or stack traces: {violations}"

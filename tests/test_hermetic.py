@@ -8,10 +8,10 @@ import os
 import secrets
 from pathlib import Path
 
-import httpx
 import pytest
 
 from taskhub.config import ConfigurationError, Settings, load_settings
+from tests.conftest import served_client
 from tests.helpers import API, DEFAULT_PASSWORD
 from tests.hermetic import APP_VARIABLES, HARNESS_SETTINGS, process_env
 from tests.integration.served import start_server
@@ -81,7 +81,7 @@ def test_a_served_app_ignores_the_environment_it_is_started_from(
 
     with (
         start_server(database_url, tmp_path) as server,
-        httpx.Client(base_url=server.base_url, timeout=10.0) as http,
+        served_client(server.base_url, timeout=10.0) as http,
     ):
         for username in ("hermetic-one", "hermetic-two"):  # RATE_LIMIT_REGISTER=1/hour: one
             response = http.post(

@@ -240,8 +240,7 @@ async def slow_body_app(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
         REQUEST_READ_TIMEOUT=1.0,
     )
     application: FastAPI = create_app(settings)
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(application) as http:
         yield http
     await application.state.database.dispose()
 

@@ -20,7 +20,7 @@ from taskhub.config import Settings
 from taskhub.db.runner import Database
 from taskhub.main import create_app
 from taskhub.security import passwords
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, DEFAULT_PASSWORD, ApiUser, assert_problem, make_user
 
 NEW_PASSWORD = "quartz-meadow-lantern-7"
@@ -34,8 +34,7 @@ AT_ONCE_SECONDS = 3.0
 async def limited(database_url: str, app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An app whose hashing queue holds one waiting hash (`app`: its teardown empties tables)."""
     application = create_app(make_settings(database_url, HASH_QUEUE_LIMIT=1))
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(application) as http:
         yield http
     await application.state.database.dispose()
 

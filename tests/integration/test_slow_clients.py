@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.conftest import served_client
 from tests.helpers import API, DEFAULT_PASSWORD
 from tests.integration.served import Server, port_of, start_server
 
@@ -136,7 +136,7 @@ def _still_waiting(sock: socket.socket) -> bool:
 def test_half_sent_requests_delay_nobody_and_get_408_after_the_read_timeout(
     server: Server,
 ) -> None:
-    with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
+    with served_client(server.base_url, timeout=10.0) as http:
         registered = http.post(
             f"{API}/auth/register", json={"username": "patient", "password": DEFAULT_PASSWORD}
         )

@@ -29,7 +29,7 @@ from taskhub.http.routing import add_routes_of
 from taskhub.main import create_app
 from taskhub.schemas import InputModel
 from taskhub.security import passwords
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, ApiUser, assert_problem, create_task
 
 PATH_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -81,6 +81,10 @@ VALID_BODIES: dict[tuple[str, str], Body] = {
     },
     ("POST", f"{API}/tasks"): lambda _: {"title": "a task", "description": "more"},
     ("PATCH", f"{API}/tasks/{{task_id}}"): lambda _: {"title": "renamed", "description": "d"},
+    ("POST", f"{API}/projects"): lambda _: {"name": "a project", "description": "more"},
+    ("PATCH", f"{API}/projects/{{project_id}}"): lambda _: {"name": "renamed", "description": "d"},
+    ("PUT", f"{API}/projects/{{project_id}}/members/{{username}}"): lambda _: {"role": "viewer"},
+    ("POST", f"{API}/projects/{{project_id}}/transfer"): lambda user: {"username": user.username},
 }
 
 
@@ -106,7 +110,8 @@ async def database_snapshot(app: FastAPI) -> dict[str, list[Any]]:
 @pytest.fixture
 async def ids(client: httpx.AsyncClient, alice: ApiUser) -> dict[str, str]:
     task = await create_task(client, alice, title="alice's task")
-    return {"task_id": task["id"]}
+    project = await client.post(f"{API}/projects", json={"name": "alice's"}, headers=alice.headers)
+    return {"task_id": task["id"], "project_id": project.json()["id"], "username": "bob"}
 
 
 async def send(
@@ -217,12 +222,11 @@ async def test_a_route_added_later_is_covered(database_url: str) -> None:
         return {"name": body.name}
 
     add_routes_of(application, widgets, prefix="")
-    transport = httpx.ASGITransport(app=application)
     try:
         added = JsonOperation("POST", f"{API}/widgets")
         assert added in json_operations(application)
         assert (added.method, added.path) not in VALID_BODIES
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with client_of(application) as http:
             headers = {"Content-Type": "application/json"}
             deep = await http.post(added.path, content=nested(33), headers=headers)
             spoiled = await http.post(added.path, content=b'{"name": "\\ud800"}', headers=headers)
