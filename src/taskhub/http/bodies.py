@@ -84,9 +84,9 @@ def decode_json(body: bytes) -> Any:
     except ValueError:  # JSONDecodeError, or an integer of more than 4300 digits
         raise RefusedBody(400, NOT_JSON) from None
     if _SURROGATE_ESCAPE.search(text):
-        locations = lone_surrogates(document)
-        if locations:
-            raise LoneSurrogate(document, locations)
+        found = lone_surrogates(document)
+        if found:
+            raise LoneSurrogate(document, found)
     return document
 
 
