@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import timeit
 from typing import Any
 
 import pytest
@@ -90,7 +91,7 @@ class TestDepth:
     def test_the_depth_scan_stays_linear_on_hostile_text(self) -> None:
         """One string that never ends, full of escaped quotes: a scan that, failing to close it,
         tried again from each quote would read the rest of the text once per quote (some 100 s
-        for these 60 KB; this scan takes well under a millisecond)."""
+        for these 60 KB; this scan takes a few milliseconds)."""
         body = b"[" * 10 + b'"' + b'\\"' * 30_000 + b"[" * 40
 
         began = time.perf_counter()
@@ -99,6 +100,17 @@ class TestDepth:
 
         assert refused.detail == "The request body is not valid JSON"
         assert elapsed < 2.0, elapsed
+
+    def test_a_body_full_of_brackets_costs_about_what_parsing_it_costs(self) -> None:
+        """The scan runs before authentication, on any route with a body: it must not hand an
+        anonymous client a cheap way to burn CPU. (A step per bracket in Python took 20 times
+        as long as parsing.)"""
+        wide = b"[" + b",".join([b'[["x[{", 1]]'] * 4_000) + b"]"  # 3 levels, 12,001 brackets
+
+        scan = min(timeit.repeat(lambda: decode_json(wide), number=5, repeat=5))
+        parse = min(timeit.repeat(lambda: json.loads(wide), number=5, repeat=5))
+
+        assert scan < 4 * parse, (scan, parse)
 
 
 class TestEncoding:
