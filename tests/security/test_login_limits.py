@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from taskhub.ratelimit import address_key
 from tests.helpers import API, DEFAULT_PASSWORD, assert_problem, make_user
-from tests.security.test_rate_limits import Apps, login
+from tests.security.test_rate_limits import NEW_PASSWORD, Apps, login
 
 ME = f"{API}/users/me"
 ATTACKER, VICTIM = "203.0.113.66", "198.51.100.5"
@@ -139,7 +139,7 @@ async def test_a_password_change_ends_every_login_that_raced_it(apps: Apps) -> N
     application = apps.build(RATE_LIMIT_ENABLED=False)
     http = await apps.client(application, VICTIM)
     owner = await make_user(http, "racer")
-    new_password = "quartz-lantern-meadow-7"
+    new_password = NEW_PASSWORD
 
     async def change() -> httpx.Response:
         await asyncio.sleep(0.01)
