@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from taskhub.http.health import READY_CACHE_SECONDS, Readiness
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import assert_problem
 from tests.private_servers import PrivateRedis
 
@@ -25,8 +25,7 @@ async def unavailable_client(database_url: str) -> AsyncIterator[httpx.AsyncClie
     application: FastAPI = create_app(
         make_settings(database_url, DATABASE_URL=UNREACHABLE_DATABASE)
     )
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(application) as http:
         yield http
     await application.state.database.dispose()
 
@@ -89,8 +88,7 @@ class TestReadyWithRedis:
         application = create_app(
             make_settings(database_url, REDIS_URL="redis://:hunter2@127.0.0.1:1/0")
         )
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with client_of(application) as http:
             yield http
         await application.state.database.dispose()
 
