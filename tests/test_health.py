@@ -123,8 +123,7 @@ class TestReadyUnderAFlood:
 
     @staticmethod
     async def flood(application: FastAPI) -> list[int]:
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with client_of(application) as http:
             responses = await asyncio.gather(*(http.get("/ready") for _ in range(FLOOD)))
         return [response.status_code for response in responses]
 

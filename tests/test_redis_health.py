@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from taskhub.http.health import READY_CACHE_SECONDS
 from taskhub.main import create_app
 from taskhub.redis_health import RedisBreaker
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, ApiUser, assert_problem, make_user
 from tests.private_servers import PrivateRedis
 
@@ -52,8 +52,7 @@ async def served(
             RATE_LIMIT_API="1000/minute",
         )
     )
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(application) as http:
         yield Served(application, http)
     await application.state.rate_limiter.aclose()
     await application.state.database.dispose()

@@ -8,7 +8,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -16,7 +15,7 @@ from sqlalchemy import text
 
 from taskhub.db.engine import postgres_connect_args
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, assert_problem, create_task, make_user
 
 STATEMENT_TIMEOUT = 1
@@ -51,8 +50,7 @@ async def test_connections_run_under_the_statement_timeout(impatient: FastAPI) -
 async def test_a_request_stuck_behind_a_row_lock_gets_503_within_the_timeout(
     impatient: FastAPI, database_url: str
 ) -> None:
-    transport = httpx.ASGITransport(app=impatient, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(impatient) as http:
         alice = await make_user(http, "alice")
         task = await create_task(http, alice, title="locked")
         path = f"{API}/tasks/{task['id']}"

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import served_client
 from tests.helpers import API, DEFAULT_PASSWORD
 from tests.integration.served import PROJECT_ROOT, Server, start_server
 from tests.private_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
@@ -87,7 +88,7 @@ def _migrate(database_url: str) -> None:
 
 
 def _user_token(base_url: str, name: str) -> str:
-    with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as http:
+    with served_client(base_url, timeout=REQUEST_TIMEOUT) as http:
         credentials = {"username": name, "password": DEFAULT_PASSWORD}
         registered = http.post(f"{API}/auth/register", json=credentials)
         assert registered.status_code == 201, registered.text
@@ -127,13 +128,19 @@ class Load:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.outcomes: list[Outcome] = []
+        # Whatever ended a thread early (a leaking response fails served_client's check).
+        self.errors: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._client, args=(token,), daemon=True)
+            threading.Thread(
+                target=self._guarded, args=(partial(self._client, token),), daemon=True
+            )
             for token in stack.tokens
         ]
-        self._threads.append(threading.Thread(target=self._ready, daemon=True))
+        self._threads.append(
+            threading.Thread(target=self._guarded, args=(self._ready,), daemon=True)
+        )
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -144,6 +151,13 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=REQUEST_TIMEOUT + 5)
+
+    def _guarded(self, run: Callable[[], None]) -> None:
+        try:
+            run()
+        except BaseException as exc:  # reported by assert_contract, not lost with the thread
+            with self._lock:
+                self.errors.append(repr(exc))
 
     def _record(
         self, what: str, call: Callable[[], httpx.Response], *, created: bool = False
@@ -167,9 +181,9 @@ class Load:
             self.outcomes.append(outcome)
 
     def _client(self, token: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        base_url = self.stack.server.base_url
-        with httpx.Client(base_url=base_url, headers=headers, timeout=REQUEST_TIMEOUT) as http:
+        auth = {"Authorization": f"Bearer {token}"}
+        with served_client(self.stack.server.base_url, timeout=REQUEST_TIMEOUT) as http:
+            http.headers.update(auth)
             n = 0
             while not self._stop.is_set():
                 n += 1
@@ -182,7 +196,7 @@ class Load:
                 self._stop.wait(PACE)
 
     def _ready(self) -> None:
-        with httpx.Client(base_url=self.stack.server.base_url, timeout=REQUEST_TIMEOUT) as http:
+        with served_client(self.stack.server.base_url, timeout=REQUEST_TIMEOUT) as http:
             while not self._stop.is_set():
                 self._record("ready", partial(http.get, "/ready"))
                 self._stop.wait(READY_EVERY)
@@ -195,7 +209,7 @@ class Load:
 def wait_healthy(stack: Stack) -> None:
     """Both dependencies up and /ready 200 before a fault is injected (bounded)."""
     deadline = time.monotonic() + HEALTHY_WITHIN
-    with httpx.Client(base_url=stack.server.base_url, timeout=5.0) as http:
+    with served_client(stack.server.base_url, timeout=5.0) as http:
         while time.monotonic() < deadline:
             try:
                 if http.get("/ready").status_code == 200:
@@ -258,6 +272,7 @@ def summarize(stack: Stack, name: str, load: Load, back_at: float) -> dict[str, 
 
 
 def assert_contract(stack: Stack, figures: dict[str, object], load: Load) -> None:
+    assert not load.errors, f"load threads ended early: {load.errors}"
     api = load.api()
     bad = [o for o in api if o.status == 0 or (o.status >= 500 and o.status != 503)]
     assert not bad, f"answers other than 2xx/503: {bad[:5]}\n{stack.server.output()[-3000:]}"
@@ -277,7 +292,7 @@ def assert_no_acknowledged_write_lost(stack: Stack, load: Load) -> None:
     acknowledged = {o.task_id for o in load.outcomes if o.task_id is not None}
     assert acknowledged, "no create succeeded at all"
     stored: set[str] = set()
-    with httpx.Client(base_url=stack.server.base_url, timeout=REQUEST_TIMEOUT) as http:
+    with served_client(stack.server.base_url, timeout=REQUEST_TIMEOUT) as http:
         for token in stack.tokens:
             cursor: str | None = None
             for _ in range(10_000):  # pages of 100: far more than any run creates
@@ -339,7 +354,7 @@ def test_postgres_restarted_while_the_api_is_idle_costs_no_request(stack: Stack)
     stack.postgres.restart()
 
     headers = {"Authorization": f"Bearer {stack.tokens[0]}"}
-    with httpx.Client(base_url=stack.server.base_url, timeout=REQUEST_TIMEOUT) as http:
+    with served_client(stack.server.base_url, timeout=REQUEST_TIMEOUT) as http:
         statuses = [http.get(f"{API}/tasks", headers=headers).status_code for _ in range(10)]
     stack.report["postgres restart, idle API"] = {"statuses_after_back": statuses}
     print(f"\npostgres restart, idle API: statuses after back {statuses}")
