@@ -128,13 +128,19 @@ class Load:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.outcomes: list[Outcome] = []
+        # Whatever ended a thread early (a leaking response fails served_client's check).
+        self.errors: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._client, args=(token,), daemon=True)
+            threading.Thread(
+                target=self._guarded, args=(partial(self._client, token),), daemon=True
+            )
             for token in stack.tokens
         ]
-        self._threads.append(threading.Thread(target=self._ready, daemon=True))
+        self._threads.append(
+            threading.Thread(target=self._guarded, args=(self._ready,), daemon=True)
+        )
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -145,6 +151,13 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=REQUEST_TIMEOUT + 5)
+
+    def _guarded(self, run: Callable[[], None]) -> None:
+        try:
+            run()
+        except BaseException as exc:  # reported by assert_contract, not lost with the thread
+            with self._lock:
+                self.errors.append(repr(exc))
 
     def _record(
         self, what: str, call: Callable[[], httpx.Response], *, created: bool = False
@@ -259,6 +272,7 @@ def summarize(stack: Stack, name: str, load: Load, back_at: float) -> dict[str, 
 
 
 def assert_contract(stack: Stack, figures: dict[str, object], load: Load) -> None:
+    assert not load.errors, f"load threads ended early: {load.errors}"
     api = load.api()
     bad = [o for o in api if o.status == 0 or (o.status >= 500 and o.status != 503)]
     assert not bad, f"answers other than 2xx/503: {bad[:5]}\n{stack.server.output()[-3000:]}"

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from taskhub.ratelimit import address_key
 from tests.helpers import API, DEFAULT_PASSWORD, assert_problem, make_user
-from tests.security.test_rate_limits import Apps, login
+from tests.security.test_rate_limits import NEW_PASSWORD, Apps, login
 
 ME = f"{API}/users/me"
 ATTACKER, VICTIM = "203.0.113.66", "198.51.100.5"
