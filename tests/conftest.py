@@ -9,6 +9,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ from taskhub.db.schema import Base
 from taskhub.main import create_app
 from taskhub.migrate import upgrade
 from taskhub.ratelimit import RateLimiter
+from tests.conformance import conformance_checker
 from tests.helpers import ApiUser, make_user
 
 # The servers and workers the tests start run this checkout's src/ too, not whichever copy the
@@ -41,6 +43,8 @@ TABLES = (
     "idempotency_record",
     "notification",
     "task",
+    "project_member",
+    "project",
     "refresh_token",
     "user_session",
     "user_account",
@@ -154,33 +158,76 @@ def response_leaks(response: httpx.Response) -> list[str]:
     return find_leaks(headers + "\n" + response.content.decode("utf-8", errors="replace"))
 
 
+def _refuse_leaks(response: httpx.Response, violations: list[str]) -> None:
+    leaks = response_leaks(response)
+    if leaks:
+        request = response.request
+        violations.append(f"{request.method} {request.url.path}: {', '.join(leaks)}")
+        raise AssertionError(f"leaking response: {violations[-1]}")
+
+
 def leak_scanner(violations: list[str]) -> Callable[[httpx.Response], Awaitable[None]]:
     """An httpx response hook: records a leaking response in `violations` and raises."""
 
-    async def scan(response: httpx.Response) -> None:
+    async def scan_for_leaks(response: httpx.Response) -> None:
         await response.aread()
-        leaks = response_leaks(response)
-        if leaks:
-            request = response.request
-            violations.append(f"{request.method} {request.url.path}: {', '.join(leaks)}")
-            raise AssertionError(f"leaking response: {violations[-1]}")
+        _refuse_leaks(response, violations)
 
-    return scan
+    return scan_for_leaks
+
+
+@asynccontextmanager
+async def client_of(
+    app: FastAPI | None,
+    *,
+    peer: tuple[str, int] | None = None,
+    raise_app_exceptions: bool = False,
+    base_url: str = "http://testserver",
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The one way a test talks to TaskHub. Every response is scanned for password hashes and
+    stack traces, and a 2xx JSON body must be what its route's response_model renders
+    (tests/conformance.py). `peer` is the client's socket address. Without an app, the client
+    speaks real HTTP to `base_url` (a served process): scanned, but not checked for conformance.
+    """
+    violations: list[str] = []
+    hooks = [leak_scanner(violations)]
+    transport: httpx.AsyncBaseTransport | None = None
+    if app is not None:
+        hooks.append(conformance_checker(app, violations))
+        transport = httpx.ASGITransport(
+            app=app,
+            raise_app_exceptions=raise_app_exceptions,
+            **({"client": peer} if peer is not None else {}),
+        )
+    async with httpx.AsyncClient(
+        transport=transport, base_url=base_url, event_hooks={"response": hooks}
+    ) as http:
+        yield http
+    # Also fails a test that caught a hook's AssertionError.
+    assert not violations, f"responses leaked or did not conform: {violations}"
+
+
+@contextmanager
+def served_client(base_url: str, *, timeout: float = 10.0) -> Iterator[httpx.Client]:
+    """`client_of` for the synchronous tests of a served process: every response is scanned."""
+    violations: list[str] = []
+
+    def scan_for_leaks(response: httpx.Response) -> None:
+        response.read()
+        _refuse_leaks(response, violations)
+
+    with httpx.Client(
+        base_url=base_url, timeout=timeout, event_hooks={"response": [scan_for_leaks]}
+    ) as http:
+        yield http
+    assert not violations, f"responses leaked secrets or stack traces: {violations}"
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Every response any test gets is scanned for password hashes and stack traces."""
-    violations: list[str] = []
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://testserver",
-        event_hooks={"response": [leak_scanner(violations)]},
-    ) as http:
+    """The shared app's client (`client_of`): every response scanned and checked."""
+    async with client_of(app) as http:
         yield http
-    # Also fails a test that caught the hook's AssertionError.
-    assert not violations, f"responses leaked secrets or stack traces: {violations}"
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from taskhub.http.admission import AdmissionGate, Overloaded
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, assert_problem
 
 
@@ -91,8 +91,7 @@ async def held(database_url: str) -> AsyncIterator[HeldApp]:
         return {"status": "done"}
 
     application.add_api_route(f"{API}/held", hold, methods=["GET"])
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(application) as http:
         yield HeldApp(http, entered, release)
     await application.state.database.dispose()
 

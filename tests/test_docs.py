@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, ApiUser
 
 
@@ -42,9 +42,8 @@ async def test_only_the_listed_swagger_files_are_served(client: httpx.AsyncClien
 
 async def test_docs_enabled_false_removes_docs_and_openapi(database_url: str) -> None:
     app = create_app(make_settings(database_url, DOCS_ENABLED=False))
-    transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with client_of(app) as http:
             for path in ("/docs", "/docs/static/swagger-ui-bundle.js", "/openapi.json"):
                 assert (await http.get(path)).status_code == 404, path
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,9 +15,9 @@ from taskhub.auth.service import token_codec
 from taskhub.config import Settings
 from taskhub.logs import ConsoleFormatter
 from taskhub.main import create_app
-from taskhub.security.tokens import TokenCodec
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, ApiUser, assert_problem
+from tests.tokens import issue_token
 
 UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/nope"
 SECRET_PASSWORD = "violet-harbour-secret-31"
@@ -30,11 +29,6 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert isinstance(body.get("detail"), str)
     assert body["detail"]
     return body
-
-
-def client_for(app: FastAPI) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 @pytest.fixture
@@ -62,15 +56,7 @@ async def unavailable_app(database_url: str) -> AsyncIterator[FastAPI]:
 
 def forged_access_token(settings: Settings, username: str = "alice") -> str:
     """A token the app would accept if the database confirmed its session."""
-    codec: TokenCodec = token_codec(settings)
-    now = datetime.now(UTC)
-    token, _jti = codec.encode(
-        token_type="access",
-        subject=username,
-        session_id=uuid.uuid4(),
-        issued_at=now,
-        expires_at=now + timedelta(minutes=5),
-    )
+    token, _jti = issue_token(token_codec(settings), subject=username, session_id=uuid.uuid4())
     return token
 
 
@@ -202,7 +188,7 @@ class TestUnsupportedMediaType:
 
 class TestUnexpectedException:
     async def test_is_a_bare_500_problem_naming_the_request_id(self, boom_app: FastAPI) -> None:
-        async with client_for(boom_app) as http:
+        async with client_of(boom_app) as http:
             response = await http.get("/boom")
 
         body = problem(response, 500)
@@ -213,7 +199,7 @@ class TestUnexpectedException:
         assert "RuntimeError" not in response.text
 
     async def test_keeps_the_clients_request_id(self, boom_app: FastAPI) -> None:
-        async with client_for(boom_app) as http:
+        async with client_of(boom_app) as http:
             response = await http.get("/boom", headers={"X-Request-ID": "trace-me:42"})
 
         assert problem(response, 500)["request_id"] == "trace-me:42"
@@ -225,7 +211,7 @@ class TestUnexpectedException:
         caplog.set_level(logging.INFO)
         caplog.handler.setFormatter(ConsoleFormatter())  # the line an operator reads
 
-        async with client_for(boom_app) as http:
+        async with client_of(boom_app) as http:
             response = await http.get("/boom")
 
         request_id = response.headers["x-request-id"]
@@ -255,7 +241,7 @@ class TestDatabaseUnavailable:
     ) -> None:
         token = forged_access_token(unavailable_app.state.settings)
 
-        async with client_for(unavailable_app) as http:
+        async with client_of(unavailable_app) as http:
             response = await http.request(
                 method, path, json=payload, headers={"Authorization": f"Bearer {token}"}
             )
@@ -267,7 +253,7 @@ class TestDatabaseUnavailable:
         assert "postgres" not in response.text.lower()
 
     async def test_login_is_503_not_500(self, unavailable_app: FastAPI) -> None:
-        async with client_for(unavailable_app) as http:
+        async with client_of(unavailable_app) as http:
             response = await http.post(
                 f"{API}/auth/login", data={"username": "alice", "password": SECRET_PASSWORD}
             )
@@ -277,7 +263,7 @@ class TestDatabaseUnavailable:
     async def test_a_bad_token_is_still_401_without_touching_the_database(
         self, unavailable_app: FastAPI
     ) -> None:
-        async with client_for(unavailable_app) as http:
+        async with client_of(unavailable_app) as http:
             response = await http.get(
                 f"{API}/users/me", headers={"Authorization": "Bearer not-a-jwt"}
             )
@@ -298,7 +284,7 @@ class TestBodyTooLarge:
         return prefix + b"p" * (size - len(prefix) - len(suffix)) + suffix
 
     async def test_declared_length_over_the_limit_is_413(self, small_limit_app: FastAPI) -> None:
-        async with client_for(small_limit_app) as http:
+        async with client_of(small_limit_app) as http:
             response = await http.post(
                 f"{API}/auth/register",
                 content=self.body_of(1025),
@@ -309,7 +295,7 @@ class TestBodyTooLarge:
         assert "x-request-id" in response.headers
 
     async def test_body_at_the_limit_is_read(self, small_limit_app: FastAPI) -> None:
-        async with client_for(small_limit_app) as http:
+        async with client_of(small_limit_app) as http:
             response = await http.post(
                 f"{API}/auth/register",
                 content=self.body_of(1024),
@@ -327,7 +313,7 @@ class TestBodyTooLarge:
             for start in range(0, len(body), 512):
                 yield body[start : start + 512]
 
-        async with client_for(small_limit_app) as http:
+        async with client_of(small_limit_app) as http:
             response = await http.post(
                 f"{API}/auth/register",
                 content=chunks(),
@@ -338,7 +324,7 @@ class TestBodyTooLarge:
         problem(response, 413)
 
     async def test_login_form_over_the_limit_is_413(self, small_limit_app: FastAPI) -> None:
-        async with client_for(small_limit_app) as http:
+        async with client_of(small_limit_app) as http:
             response = await http.post(
                 f"{API}/auth/login", data={"username": "alice", "password": "p" * 2000}
             )

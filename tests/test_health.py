@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import assert_problem
 
 UNREACHABLE_DATABASE = "postgresql://postgres:hunter2@127.0.0.1:1/nope"
@@ -20,8 +20,7 @@ async def unavailable_client(database_url: str) -> AsyncIterator[httpx.AsyncClie
     application: FastAPI = create_app(
         make_settings(database_url, DATABASE_URL=UNREACHABLE_DATABASE)
     )
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(application) as http:
         yield http
     await application.state.database.dispose()
 
@@ -84,8 +83,7 @@ class TestReadyWithRedis:
         application = create_app(
             make_settings(database_url, REDIS_URL="redis://:hunter2@127.0.0.1:1/0")
         )
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with client_of(application) as http:
             yield http
         await application.state.database.dispose()
 

@@ -25,10 +25,9 @@ from taskhub.auth.service import token_codec
 from taskhub.config import Settings
 from taskhub.logs import ConsoleFormatter, JsonFormatter
 from taskhub.main import create_app
-from taskhub.security.tokens import key_id
-from tests.auth.test_bearer_tokens import claims_of, sign_token
-from tests.conftest import leak_scanner, make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, ApiUser, assert_problem, create_task, login, make_user
+from tests.tokens import claims_of, forge_token, issue_token, sign_token
 
 Labels = frozenset[tuple[str, str]]
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
@@ -37,14 +36,6 @@ TASK_ROUTE = f"{API}/tasks/{{task_id}}"
 
 def make_app(database_url: str, **overrides: object) -> FastAPI:
     return create_app(make_settings(database_url, **overrides))
-
-
-def client_of(application: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application, raise_app_exceptions=False),
-        base_url="http://testserver",
-        event_hooks={"response": [leak_scanner([])]},
-    )
 
 
 @pytest.fixture
@@ -216,15 +207,6 @@ class TestScrape:
         assert requests_of(other_samples, "GET", "/health", 200) is None
 
 
-def forged(settings: Settings, base: str, *, secret: str | None = None, **changes: Any) -> str:
-    """A real token's claims, changed, signed with `secret` (the app's own by default) and
-    naming the app's key."""
-    app_secret = settings.JWT_SECRET.get_secret_value()
-    claims = {**claims_of(base), **changes}
-    header = {"alg": "HS256", "typ": "JWT", "kid": key_id(app_secret)}
-    return sign_token(claims, secret or app_secret, header=header)
-
-
 class TestAuthFailures:
     async def test_refused_authentication_is_counted_by_reason(
         self, http: httpx.AsyncClient, fresh_app: FastAPI
@@ -243,15 +225,11 @@ class TestAuthFailures:
         await me("Basic YWxpY2U6eA==")  # missing: no bearer token at all
         await me("Bearer ")  # malformed
         await me("Bearer not-a-jwt")  # malformed
-        await me(f"Bearer {forged(settings, alice.access_token, iat=now - 99, exp=now - 9)}")
-        await me(f"Bearer {forged(settings, alice.access_token, secret='x' * 48)}")
+        await me(f"Bearer {forge_token(settings, alice.access_token, iat=now - 99, exp=now - 9)}")
+        await me(f"Bearer {forge_token(settings, alice.access_token, key='x' * 48)}")
         await me(f"Bearer {alice.refresh_token}")  # wrong_type
-        await me(f"Bearer {forged(settings, alice.access_token, iss='someone-else')}")
-        unknown_kid = sign_token(
-            claims_of(alice.access_token),
-            "y" * 48,
-            header={"alg": "HS256", "kid": key_id("y" * 48)},
-        )
+        await me(f"Bearer {forge_token(settings, alice.access_token, iss='someone-else')}")
+        unknown_kid = sign_token(claims_of(alice.access_token), "y" * 48)  # names its own key
         await me(f"Bearer {unknown_kid}")
         assert (await http.post(f"{API}/auth/logout", headers=bob.headers)).status_code == 204
         await me(f"Bearer {bob.access_token}")  # session_inactive
@@ -460,14 +438,11 @@ class TestUserIdIsKnownOnlyAfterAuthentication:
         access_lines: Callable[[], list[dict[str, Any]]],
     ) -> None:
         alice: ApiUser = await make_user(http, "alice")
-        codec = token_codec(fresh_app.state.settings)
-        now = datetime.now(UTC)
-        expired, _ = codec.encode(
-            token_type="access",
-            subject="alice",
+        expired, _ = issue_token(
+            token_codec(fresh_app.state.settings),
             session_id=uuid.UUID(claims_of(alice.access_token)["sid"]),
-            issued_at=now - timedelta(hours=1),
-            expires_at=now - timedelta(minutes=1),
+            issued_at=datetime.now(UTC) - timedelta(hours=1),
+            lifetime=timedelta(minutes=59),
         )
 
         await http.get(f"{API}/users/me", headers={"Authorization": f"Bearer {expired}"})

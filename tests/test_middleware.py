@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from taskhub.config import Settings
 from taskhub.http.middleware import READ_DEADLINE, RequestContextMiddleware
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, ApiUser, assert_problem
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -32,8 +32,7 @@ async def boom_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         raise RuntimeError("boom")
 
     application.add_api_route("/boom", explode, methods=["GET"])
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(application) as http:
         yield http
     await application.state.database.dispose()
 
@@ -166,8 +165,7 @@ class TestCors:
         application = create_app(
             make_settings(database_url, CORS_ORIGINS=f" {self.ORIGIN} , https://other.example")
         )
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with client_of(application) as http:
             yield http
         await application.state.database.dispose()
 

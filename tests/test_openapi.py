@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import assert_problem, make_user, register
 
 PROBLEM_JSON = "application/problem+json"
@@ -90,8 +90,7 @@ def ops(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 @pytest.fixture
 async def docs_disabled_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     application: FastAPI = create_app(make_settings(database_url, DOCS_ENABLED=False))
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(application) as http:
         yield http
     await application.state.database.dispose()
 

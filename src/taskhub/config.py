@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_USERNAME: str = "100/hour"
     RATE_LIMIT_API: str = "600/minute"
     RATE_LIMIT_REGISTER: str = "20/hour"
+    RATE_LIMIT_LOGIN_ATTEMPTS_IP: str = "60/minute"
+    MAX_SESSIONS_PER_USER: int = Field(default=100, ge=1, le=10_000)
+    MAX_PROJECTS_PER_USER: int = Field(default=1000, ge=1)
+    MAX_MEMBERS_PER_PROJECT: int = Field(default=500, ge=2)
     TRUSTED_PROXIES: str = ""
     MAX_BODY_BYTES: int = Field(default=65_536, ge=1024)
     CORS_ORIGINS: str = ""

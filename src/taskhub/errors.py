@@ -51,6 +51,13 @@ class Unauthorized(TaskHubError):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
+class Forbidden(TaskHubError):
+    """A member whose role does not allow the action; `detail` names the least role that would."""
+
+    status = 403
+    detail = "Your role in this project does not allow that"
+
+
 class NotFound(TaskHubError):
     status = 404
     detail = "Not found"
@@ -59,6 +66,11 @@ class NotFound(TaskHubError):
 class Conflict(TaskHubError):
     status = 409
     detail = "Conflict"
+
+
+class PreconditionFailed(TaskHubError):
+    status = 412
+    detail = "The resource changed since the version named in If-Match"
 
 
 class ValidationFailed(TaskHubError):

@@ -23,6 +23,7 @@ from taskhub.http.openapi import install_openapi, operation_id
 from taskhub.http.routing import add_routes_of, depends_on, require_authentication
 from taskhub.logs import configure_logging
 from taskhub.notifications import router as notification_router
+from taskhub.projects import router as project_router
 from taskhub.ratelimit import RateLimiter
 from taskhub.security import common_passwords, passwords
 from taskhub.security.client_ip import parse_trusted_proxies
@@ -38,6 +39,7 @@ API_ROUTERS = (
     user_router.router,
     task_router.router,
     notification_router.router,
+    project_router.router,
 )
 LOGIN_PATH = f"{API_PREFIX}/auth/login"
 OPENAPI_PATH = "/openapi.json"

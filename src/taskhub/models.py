@@ -2,6 +2,16 @@
 
 from taskhub.auth.models import RefreshToken, User, UserSession
 from taskhub.notifications.models import Notification
+from taskhub.projects.models import Project, ProjectMember
 from taskhub.tasks.models import IdempotencyRecord, Task
 
-__all__ = ["IdempotencyRecord", "Notification", "RefreshToken", "Task", "User", "UserSession"]
+__all__ = [
+    "IdempotencyRecord",
+    "Notification",
+    "Project",
+    "ProjectMember",
+    "RefreshToken",
+    "Task",
+    "User",
+    "UserSession",
+]

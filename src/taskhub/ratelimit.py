@@ -7,6 +7,7 @@ while login and registration limits fall back to the in-process counter rather t
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -73,6 +74,12 @@ class RateLimiter:
         self.login_pair = parse(settings.RATE_LIMIT_LOGIN)
         self.login_ip = parse(settings.RATE_LIMIT_LOGIN_IP)
         self.login_username = parse(settings.RATE_LIMIT_LOGIN_USERNAME)
+        # What one address may add to a username's ceiling within the ceiling's window: the pair
+        # limit's amount, so it takes many addresses to lock an account out from everywhere.
+        self.login_username_share = type(self.login_username)(
+            self.login_pair.amount, self.login_username.multiples
+        )
+        self.login_attempts_ip = parse(settings.RATE_LIMIT_LOGIN_ATTEMPTS_IP)
         self.register = parse(settings.RATE_LIMIT_REGISTER)
         self.api = parse(settings.RATE_LIMIT_API)
         self._local = MovingWindowRateLimiter(_MemoryStorage())
@@ -103,40 +110,62 @@ class RateLimiter:
             await self._redis_pool.aclose()
 
     async def begin_login_attempt(self, *, username: str, ip: str) -> None:
-        """429 once a login limit is used up, whatever the password.
+        """429 once a login limit is used up, whatever the password; otherwise count the attempt.
 
-        The (username, address) and username limits are counted *before* the password is
-        checked, so a burst of concurrent guesses at one account gets no more tries than the
-        limit; a success then clears them (NIST SP 800-63B counts consecutive failures). The
-        per-address limit counts failures only (`login_failed`): successes from a busy office
-        must not use it up, and one valid account must not let an address reset it.
+        A refused attempt counts towards nothing, so guessing from one address cannot lock an
+        account out for anyone else. A checked attempt counts, *before* the password is checked
+        (a burst of concurrent guesses gets no more tries than the limit), towards: the
+        (username, address) pair; every attempt of the address (successes too, so valid
+        accounts cannot crowd the hashing threads); and the username's ceiling, to which each
+        address adds at most the pair limit's amount within the ceiling's window. A success
+        clears the pair and the ceiling (NIST SP 800-63B counts consecutive failures); the
+        per-address failure limit counts failures only (`login_failed`).
         Retry-After is the longest wait of the limits used up: retrying sooner is refused again.
         """
-        name = _normalised(username)
-        checks = [
-            (self.login_pair, ("login-pair", name, ip), True),
-            (self.login_username, ("login-user", name), True),
-            (self.login_ip, ("login-ip", ip), False),
+        name, address = _normalised(username), address_key(ip)
+        limits = [
+            (self.login_pair, ("login-pair", name, address)),
+            (self.login_username, ("login-user", name)),
+            (self.login_ip, ("login-ip", address)),
+            (self.login_attempts_ip, ("login-attempts", address)),
         ]
-        refused: list[LimitState] = []
-        for item, identifiers, hit in checks:
-            outcome = await self._apply(item, identifiers, hit=hit, fallback_local=True)
-            if outcome is not None and not outcome[0]:
-                refused.append(outcome[1])
+        refused = await self._refused(limits)
         if refused:
             longest = max(refused, key=lambda state: state.reset_after)
             raise TooManyRequests(longest, "Too many failed logins; retry later")
+        await self._hit(self.login_pair, ("login-pair", name, address))
+        await self._hit(self.login_attempts_ip, ("login-attempts", address))
+        share = ("login-user-share", name, address)
+        if await self._hit(self.login_username_share, share):
+            await self._hit(self.login_username, ("login-user", name))
+
+    async def _refused(
+        self, limits: list[tuple[RateLimitItem, tuple[str, ...]]]
+    ) -> list[LimitState]:
+        """The states of the limits that one more hit would exceed (nothing is counted)."""
+        refused: list[LimitState] = []
+        for item, identifiers in limits:
+            outcome = await self._apply(item, identifiers, hit=False, fallback_local=True)
+            if outcome is not None and not outcome[0]:
+                refused.append(outcome[1])
+        return refused
+
+    async def _hit(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> bool:
+        """Count one hit; False when the limit was already used up (then nothing is counted)."""
+        outcome = await self._apply(item, identifiers, hit=True, fallback_local=True)
+        return outcome is None or outcome[0]
 
     async def login_failed(self, *, ip: str) -> None:
-        await self._apply(self.login_ip, ("login-ip", ip), hit=True, fallback_local=True)
+        await self._hit(self.login_ip, ("login-ip", address_key(ip)))
 
     async def login_succeeded(self, *, username: str, ip: str) -> None:
         if not self.enabled:
             return
-        name = _normalised(username)
+        name, address = _normalised(username), address_key(ip)
         for item, identifiers in (
-            (self.login_pair, ("login-pair", name, ip)),
+            (self.login_pair, ("login-pair", name, address)),
             (self.login_username, ("login-user", name)),
+            (self.login_username_share, ("login-user-share", name, address)),
         ):
             for limiter in self._limiters(fallback_local=True):
                 try:
@@ -145,7 +174,9 @@ class RateLimiter:
                     self._note_failure(exc)
 
     async def hit_register(self, *, ip: str) -> None:
-        outcome = await self._apply(self.register, ("register", ip), hit=True, fallback_local=True)
+        outcome = await self._apply(
+            self.register, ("register", address_key(ip)), hit=True, fallback_local=True
+        )
         if outcome is not None and not outcome[0]:
             raise TooManyRequests(
                 outcome[1], "Too many registrations from this address; retry later"
@@ -203,6 +234,20 @@ class RateLimiter:
 
 def _normalised(username: str) -> str:
     return username.strip().lower()[:64]
+
+
+def address_key(ip: str) -> str:
+    """Who a per-address limit counts: an IPv4 address, or an IPv6 client's /64 network (one
+    subscriber's or host's prefix: counting single IPv6 addresses would give each 2^64 tries)."""
+    try:
+        parsed = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
 
 
 def _state_of(item: RateLimitItem, remaining: int, reset_time: float) -> LimitState:

@@ -2,61 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 import uuid
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
 from taskhub.config import Settings
 from taskhub.security.tokens import key_id
 from tests.helpers import API, ApiUser, assert_problem, login, make_user, register
+from tests.tokens import app_secret, b64url, claims_of, forge_token, json_segment, sign_token
 
 ME = f"{API}/users/me"
 INVALID_TOKEN = 'Bearer error="invalid_token"'
 OTHER_SECRET = "another-secret-that-is-long-enough-for-hs256-0123456789"
-HMAC_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _json_segment(value: object) -> str:
-    return _b64(json.dumps(value, separators=(",", ":")).encode())
-
-
-def sign_token(
-    claims: dict[str, Any], key: str, *, alg: str = "HS256", header: dict[str, Any] | None = None
-) -> str:
-    """A JWT signed by hand, so any algorithm and header can be forged without library checks."""
-    default_header = {"alg": alg, "typ": "JWT", "kid": key_id(key)}
-    head = _json_segment(header if header is not None else default_header)
-    signing_input = f"{head}.{_json_segment(claims)}".encode()
-    digest = hmac.new(key.encode(), signing_input, HMAC_HASHES[alg]).digest()
-    return f"{signing_input.decode()}.{_b64(digest)}"
-
-
-def secret_of(settings: Settings) -> str:
-    return settings.JWT_SECRET.get_secret_value()
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
-
-
-def forged(settings: Settings, base: str, **changes: Any) -> str:
-    """The claims of a real token with some changed, re-signed with the app's own secret."""
-    claims = claims_of(base)
-    claims.update(changes)
-    return sign_token(claims, secret_of(settings))
 
 
 async def get_me(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -72,14 +32,8 @@ def assert_rejected_token(response: httpx.Response) -> None:
 
 
 class TestMissingOrMalformedHeader:
-    async def test_request_without_authorization_header_gives_401_bearer_challenge(
-        self, client: httpx.AsyncClient
-    ) -> None:
-        response = await client.get(ME)
-
-        assert_problem(response, 401)
-        assert response.headers["www-authenticate"] == "Bearer"
-
+    # A missing header (401, plain `Bearer` challenge) is checked on every protected route by
+    # tests/security/test_authorization_matrix.py.
     @pytest.mark.parametrize(
         "header",
         [
@@ -167,15 +121,15 @@ class TestForgedAlgorithms:
     ) -> None:
         claims = claims_of(alice.access_token)
         for alg in ("none", "None", "NONE"):
-            head = _json_segment({"alg": alg, "typ": "JWT"})
-            for token in (f"{head}.{_json_segment(claims)}.", f"{head}.{_json_segment(claims)}"):
+            head = json_segment({"alg": alg, "typ": "JWT"})
+            for token in (f"{head}.{json_segment(claims)}.", f"{head}.{json_segment(claims)}"):
                 assert_rejected_token(await get_me(client, token))
 
     @pytest.mark.parametrize("alg", ["HS384", "HS512"])
     async def test_other_hmac_algorithm_signed_with_the_right_secret_gives_401(
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings, alg: str
     ) -> None:
-        token = sign_token(claims_of(alice.access_token), secret_of(settings), alg=alg)
+        token = sign_token(claims_of(alice.access_token), app_secret(settings), alg=alg)
 
         assert_rejected_token(await get_me(client, token))
 
@@ -184,9 +138,9 @@ class TestForgedAlgorithms:
     ) -> None:
         # `cryptography` is not installed, so the RS256 token carries a made-up signature;
         # the point is that the verifier refuses the algorithm before looking at it.
-        head = _json_segment({"alg": "RS256", "typ": "JWT"})
-        body = _json_segment(claims_of(alice.access_token))
-        fake_signature = _b64(bytes(range(256)))
+        head = json_segment({"alg": "RS256", "typ": "JWT"})
+        body = json_segment(claims_of(alice.access_token))
+        fake_signature = b64url(bytes(range(256)))
 
         assert_rejected_token(await get_me(client, f"{head}.{body}.{fake_signature}"))
 
@@ -196,8 +150,8 @@ class TestForgedAlgorithms:
         # The classic key-confusion attack: claim RS256 but sign with HMAC.
         token = sign_token(
             claims_of(alice.access_token),
-            secret_of(settings),
-            header={"alg": "RS256", "typ": "JWT", "kid": key_id(secret_of(settings))},
+            app_secret(settings),
+            header={"alg": "RS256", "typ": "JWT", "kid": key_id(app_secret(settings))},
         )
 
         assert_rejected_token(await get_me(client, token))
@@ -220,13 +174,13 @@ class TestForgedAlgorithms:
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings, header: dict[str, Any]
     ) -> None:
         # The right kid unless the case is about the kid, so the oddity is what gets refused.
-        header = {"kid": key_id(secret_of(settings)), **header}
-        token = sign_token(claims_of(alice.access_token), secret_of(settings), header=header)
+        header = {"kid": key_id(app_secret(settings)), **header}
+        token = sign_token(claims_of(alice.access_token), app_secret(settings), header=header)
 
         assert_rejected_token(await get_me(client, token))
 
     async def test_deeply_nested_header_gives_401(self, client: httpx.AsyncClient) -> None:
-        head = _b64(b"[" * 2000 + b"]" * 2000)
+        head = b64url(b"[" * 2000 + b"]" * 2000)
 
         assert_rejected_token(await get_me(client, f"{head[:3000]}.e30.AAAA"))
 
@@ -236,12 +190,7 @@ class TestForgedClaims:
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
         # Naming the app's key: the signature is what gives it away.
-        token = jwt.encode(
-            claims_of(alice.access_token),
-            OTHER_SECRET,
-            algorithm="HS256",
-            headers={"kid": key_id(secret_of(settings))},
-        )
+        token = forge_token(settings, alice.access_token, key=OTHER_SECRET)
 
         assert_rejected_token(await get_me(client, token))
 
@@ -249,7 +198,7 @@ class TestForgedClaims:
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
         now = int(time.time())
-        token = forged(settings, alice.access_token, iat=now - 1000, exp=now - 10)
+        token = forge_token(settings, alice.access_token, iat=now - 1000, exp=now - 10)
 
         assert_rejected_token(await get_me(client, token))
 
@@ -257,7 +206,7 @@ class TestForgedClaims:
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
         now = int(time.time())
-        token = forged(settings, alice.access_token, iat=now + 3600, exp=now + 7200)
+        token = forge_token(settings, alice.access_token, iat=now + 3600, exp=now + 7200)
 
         assert_rejected_token(await get_me(client, token))
 
@@ -298,28 +247,28 @@ class TestForgedClaims:
         claim: str,
         value: object,
     ) -> None:
-        token = forged(settings, alice.access_token, **{claim: value})
+        token = forge_token(settings, alice.access_token, **{claim: value})
 
         assert_rejected_token(await get_me(client, token))
 
     async def test_token_with_nul_in_subject_gives_401(
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
-        token = forged(settings, alice.access_token, sub="alice\x00")
+        token = forge_token(settings, alice.access_token, sub="alice\x00")
 
         assert_rejected_token(await get_me(client, token))
 
     async def test_token_for_another_user_with_alices_session_gives_401(
         self, client: httpx.AsyncClient, alice: ApiUser, bob: ApiUser, settings: Settings
     ) -> None:
-        token = forged(settings, alice.access_token, sub="bob")
+        token = forge_token(settings, alice.access_token, sub="bob")
 
         assert_rejected_token(await get_me(client, token))
 
     async def test_token_with_another_users_session_gives_401(
         self, client: httpx.AsyncClient, alice: ApiUser, bob: ApiUser, settings: Settings
     ) -> None:
-        token = forged(settings, alice.access_token, sid=claims_of(bob.access_token)["sid"])
+        token = forge_token(settings, alice.access_token, sid=claims_of(bob.access_token)["sid"])
 
         assert_rejected_token(await get_me(client, token))
 
@@ -327,14 +276,7 @@ class TestForgedClaims:
     async def test_token_missing_a_required_claim_gives_401(
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings, claim: str
     ) -> None:
-        claims = claims_of(alice.access_token)
-        del claims[claim]
-        token = jwt.encode(
-            claims,
-            secret_of(settings),
-            algorithm="HS256",
-            headers={"kid": key_id(secret_of(settings))},
-        )
+        token = forge_token(settings, alice.access_token, without={claim})
 
         assert_rejected_token(await get_me(client, token))
 
@@ -358,7 +300,7 @@ class TestForgedClaims:
         claims = claims_of(alice.access_token)
         claims["exp"] += 3600
 
-        assert_rejected_token(await get_me(client, f"{head}.{_json_segment(claims)}.{signature}"))
+        assert_rejected_token(await get_me(client, f"{head}.{json_segment(claims)}.{signature}"))
 
     async def test_tampered_signature_gives_401(
         self, client: httpx.AsyncClient, alice: ApiUser
@@ -373,7 +315,7 @@ class TestForgedClaims:
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
         # The control for the cases above: re-signing unchanged claims with the secret works.
-        assert (await get_me(client, forged(settings, alice.access_token))).status_code == 200
+        assert (await get_me(client, forge_token(settings, alice.access_token))).status_code == 200
 
 
 class TestTokensOfEndedSessions:
@@ -480,10 +422,10 @@ class TestTokensOfEndedSessions:
 async def test_every_auth_protected_route_rejects_a_forged_token(
     client: httpx.AsyncClient, alice: ApiUser, method: str, path: str
 ) -> None:
-    no_token = await client.request(method, path)
-    assert_problem(no_token, 401)
-    assert no_token.headers["www-authenticate"] == "Bearer"
-
-    token = jwt.encode(claims_of(alice.access_token), OTHER_SECRET, algorithm="HS256")
+    # Without a token at all: the matrix (test_every_protected_route_is_401_without_a_token).
+    # Here: signed with another secret, naming no key.
+    token = sign_token(
+        claims_of(alice.access_token), OTHER_SECRET, header={"alg": "HS256", "typ": "JWT"}
+    )
     bad_token = await client.request(method, path, headers={"Authorization": f"Bearer {token}"})
     assert_rejected_token(bad_token)

@@ -13,16 +13,12 @@ from fastapi import FastAPI
 
 from taskhub.config import Settings
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, DEFAULT_PASSWORD, ApiUser, assert_problem, login, register
+from tests.tokens import claims_of, header_of
 
 LOGIN = f"{API}/auth/login"
 TOKEN_CLAIMS = {"sub", "type", "sid", "jti", "iat", "exp", "iss", "aud"}
-
-
-def unverified_claims(token: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
 
 
 async def sessions_of(client: httpx.AsyncClient, access_token: str) -> list[dict[str, Any]]:
@@ -108,7 +104,7 @@ class TestLoginSuccess:
         response = await login(client, username, alice.password)
 
         assert response.status_code == 200, response.text
-        assert unverified_claims(response.json()["access_token"])["sub"] == "alice"
+        assert claims_of(response.json()["access_token"])["sub"] == "alice"
 
     async def test_login_with_multibyte_password_of_72_bytes_works(
         self, client: httpx.AsyncClient
@@ -123,8 +119,8 @@ class TestLoginSuccess:
     ) -> None:
         second = (await login(client, "alice")).json()
 
-        first_sid = unverified_claims(alice.access_token)["sid"]
-        second_sid = unverified_claims(second["access_token"])["sid"]
+        first_sid = claims_of(alice.access_token)["sid"]
+        second_sid = claims_of(second["access_token"])["sid"]
         assert first_sid != second_sid
         assert len(await sessions_of(client, alice.access_token)) == 2
 
@@ -355,8 +351,8 @@ class TestIssuedTokenClaims:
     async def test_access_token_claims_are_complete_and_hs256(
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
-        header = jwt.get_unverified_header(alice.access_token)
-        claims = unverified_claims(alice.access_token)
+        header = header_of(alice.access_token)
+        claims = claims_of(alice.access_token)
 
         assert header["alg"] == "HS256"
         assert set(claims) == TOKEN_CLAIMS
@@ -371,8 +367,8 @@ class TestIssuedTokenClaims:
     async def test_refresh_token_claims_are_complete_and_hs256(
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
-        header = jwt.get_unverified_header(alice.refresh_token)
-        claims = unverified_claims(alice.refresh_token)
+        header = header_of(alice.refresh_token)
+        claims = claims_of(alice.refresh_token)
 
         assert header["alg"] == "HS256"
         assert set(claims) == TOKEN_CLAIMS
@@ -397,8 +393,8 @@ class TestIssuedTokenClaims:
     async def test_access_and_refresh_tokens_share_the_session_id_of_the_login(
         self, client: httpx.AsyncClient, alice: ApiUser
     ) -> None:
-        access = unverified_claims(alice.access_token)
-        refresh = unverified_claims(alice.refresh_token)
+        access = claims_of(alice.access_token)
+        refresh = claims_of(alice.refresh_token)
 
         assert access["sid"] == refresh["sid"]
         assert access["jti"] != refresh["jti"]
@@ -408,7 +404,7 @@ class TestIssuedTokenClaims:
     async def test_refresh_token_expires_at_the_session_end(
         self, client: httpx.AsyncClient, alice: ApiUser
     ) -> None:
-        refresh = unverified_claims(alice.refresh_token)
+        refresh = claims_of(alice.refresh_token)
         (session,) = await sessions_of(client, alice.access_token)
 
         session_end = datetime.fromisoformat(session["expires_at"])
@@ -420,7 +416,7 @@ class TestIssuedTokenClaims:
         again = (await login(client, "alice")).json()
 
         ids = {
-            unverified_claims(token)["jti"]
+            claims_of(token)["jti"]
             for token in (
                 alice.access_token,
                 alice.refresh_token,
@@ -436,9 +432,8 @@ async def short_session_client(app: FastAPI, database_url: str) -> AsyncIterator
     """A second app whose sessions end (300 s) before an access token would (600 s)."""
     # Depending on `app` makes the harness empty the tables after the test.
     other = create_app(make_settings(database_url, ACCESS_TOKEN_TTL=600, REFRESH_TOKEN_TTL=300))
-    transport = httpx.ASGITransport(app=other, raise_app_exceptions=False)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with client_of(other) as http:
             yield http
     finally:
         await other.state.database.dispose()
@@ -451,8 +446,8 @@ async def test_access_token_never_outlives_its_session(
 
     body = (await login(short_session_client, "dave")).json()
 
-    access = unverified_claims(body["access_token"])
-    refresh = unverified_claims(body["refresh_token"])
+    access = claims_of(body["access_token"])
+    refresh = claims_of(body["refresh_token"])
     assert refresh["exp"] == refresh["iat"] + 300
     assert access["exp"] == refresh["exp"]
     assert body["expires_in"] == 300

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
 from taskhub.config import Settings
 from tests.helpers import API, ApiUser, assert_problem, login
+from tests.tokens import sid_of
 
 LOGOUT = f"{API}/auth/logout"
 SESSIONS = f"{API}/users/me/sessions"
@@ -21,11 +21,6 @@ INVALID_TOKEN = 'Bearer error="invalid_token"'
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def sid_of(token: str) -> str:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return str(claims["sid"])
 
 
 async def list_sessions(client: httpx.AsyncClient, access_token: str) -> list[dict[str, Any]]:
@@ -93,14 +88,6 @@ class TestLogout:
 
         assert (await client.get(ME, headers=bearer(other["access_token"]))).status_code == 200
         assert (await client.get(ME, headers=bob.headers)).status_code == 200
-
-    async def test_logout_without_token_gives_401_bearer_challenge(
-        self, client: httpx.AsyncClient
-    ) -> None:
-        response = await client.post(LOGOUT)
-
-        assert_problem(response, 401)
-        assert response.headers["www-authenticate"] == "Bearer"
 
     async def test_logout_with_refresh_token_gives_401_and_keeps_the_session(
         self, client: httpx.AsyncClient, alice: ApiUser
@@ -293,12 +280,6 @@ class TestListSessions:
         assert listed == [sid_of(alice.access_token)]
         assert sid_of(bob.access_token) not in listed
 
-    async def test_sessions_list_without_token_gives_401(self, client: httpx.AsyncClient) -> None:
-        response = await client.get(SESSIONS)
-
-        assert_problem(response, 401)
-        assert response.headers["www-authenticate"] == "Bearer"
-
 
 class TestRevokeSession:
     async def test_revoke_session_gives_204_and_its_tokens_die(
@@ -379,9 +360,3 @@ class TestRevokeSession:
         response = await client.delete(f"{SESSIONS}/{session_id}", headers=alice.headers)
 
         assert_problem(response, 422)
-
-    async def test_revoke_without_token_gives_401(self, client: httpx.AsyncClient) -> None:
-        response = await client.delete(f"{SESSIONS}/{uuid.uuid4()}")
-
-        assert_problem(response, 401)
-        assert response.headers["www-authenticate"] == "Bearer"

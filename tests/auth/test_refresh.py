@@ -6,27 +6,15 @@ import asyncio
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
 from taskhub.config import Settings
-from taskhub.security.tokens import key_id
 from tests.helpers import API, ApiUser, assert_problem, login
+from tests.tokens import claims_of, forge_token, sign_token
 
 REFRESH = f"{API}/auth/refresh"
 ME = f"{API}/users/me"
 INVALID_TOKEN = 'Bearer error="invalid_token"'
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
-
-
-def signed_by_the_app(claims: dict[str, Any], settings: Settings) -> str:
-    """Claims re-signed with the app's own key (and naming it), as only the server could."""
-    secret = settings.JWT_SECRET.get_secret_value()
-    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": key_id(secret)})
 
 
 async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -236,17 +224,17 @@ class TestRefreshRejections:
     async def test_refresh_token_signed_with_another_secret_gives_401(
         self, client: httpx.AsyncClient, alice: ApiUser
     ) -> None:
-        claims = claims_of(alice.refresh_token)
-        token = jwt.encode(claims, "x" * 48, algorithm="HS256")
+        # Naming no key, as a forger who knows none would.
+        token = sign_token(
+            claims_of(alice.refresh_token), "x" * 48, header={"alg": "HS256", "typ": "JWT"}
+        )
 
         assert_refresh_refused(await refresh(client, token))
 
     async def test_refresh_token_never_issued_gives_401_without_revoking_the_session(
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
-        claims = claims_of(alice.refresh_token)
-        claims["jti"] = "made-up-token-id"
-        token = signed_by_the_app(claims, settings)
+        token = forge_token(settings, alice.refresh_token, jti="made-up-token-id")
 
         assert_refresh_refused(await refresh(client, token))
 
@@ -255,9 +243,8 @@ class TestRefreshRejections:
     async def test_expired_refresh_token_gives_401(
         self, client: httpx.AsyncClient, alice: ApiUser, settings: Settings
     ) -> None:
-        claims = claims_of(alice.refresh_token)
-        claims["exp"] = claims["iat"] - 1
-        token = signed_by_the_app(claims, settings)
+        issued_at = claims_of(alice.refresh_token)["iat"]
+        token = forge_token(settings, alice.refresh_token, exp=issued_at - 1)
 
         assert_refresh_refused(await refresh(client, token))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import httpx
 from playwright.async_api import async_playwright
 
+from tests.conftest import client_of
 from tests.helpers import API, DEFAULT_PASSWORD
 from tests.integration.served import Server
 
@@ -27,7 +27,7 @@ UI_TIMEOUT_MS = 20_000
 async def test_docs_authorize_and_execute_users_me_with_nothing_loaded_from_outside(
     server: Server,
 ) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with client_of(None, base_url=server.base_url) as http:
         registered = await http.post(
             f"{API}/auth/register", json={"username": "docs-user", "password": DEFAULT_PASSWORD}
         )

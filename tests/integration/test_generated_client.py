@@ -25,9 +25,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.conftest import served_client
 from tests.helpers import DEFAULT_PASSWORD
 from tests.integration.served import Server, start_server
 
@@ -65,7 +65,8 @@ def generated(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
 def generate_client(server: Server, tmp_path: Path) -> Path:
     """README's "Generating a client": the document fetched from the server, the client
     generated from that file (the generator needs no network)."""
-    document = httpx.get(f"{server.base_url}/openapi.json", timeout=10.0)
+    with served_client(server.base_url) as http:
+        document = http.get("/openapi.json")
     assert document.status_code == 200, document.text
     (tmp_path / "openapi.json").write_bytes(document.content)
     # No post hooks: the default ones only reformat the generated code with ruff.

@@ -15,10 +15,10 @@ import socket
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import orjson
 import pytest
 
+from tests.conftest import served_client
 from tests.helpers import API
 from tests.integration.served import (
     port_of,
@@ -45,11 +45,10 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(
     database_url: str, tmp_path: Path
 ) -> None:
     with start_server(database_url, tmp_path, BCRYPT_ROUNDS="14") as server:
-        registered = httpx.post(
-            f"{server.base_url}{API}/auth/register",
-            json={"username": USERNAME, "password": PASSWORD},
-            timeout=30.0,
-        )
+        with served_client(server.base_url, timeout=30.0) as served:
+            registered = served.post(
+                f"{API}/auth/register", json={"username": USERNAME, "password": PASSWORD}
+            )
         assert registered.status_code == 201, registered.text
         body = urlencode({"username": USERNAME, "password": PASSWORD}).encode()
 

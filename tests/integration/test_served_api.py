@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 
-import httpx
 import pytest
 
+from tests.conftest import served_client
 from tests.helpers import API
 from tests.integration.served import Server, wait_for_exit
 
@@ -14,7 +14,7 @@ from tests.integration.served import Server, wait_for_exit
 @pytest.mark.usefixtures("app")  # the shared app's teardown empties the tables afterwards
 def test_a_user_session_over_real_http_then_a_clean_shutdown(server: Server) -> None:
     username, password = "integration-user", "copper-window-sparrow-8"
-    with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
+    with served_client(server.base_url) as http:
         registered = http.post(
             f"{API}/auth/register", json={"username": username, "password": password}
         )

@@ -6,11 +6,11 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import served_client
 from tests.helpers import API
 from tests.integration.served import (
     free_port,
@@ -29,13 +29,14 @@ def test_metrics_port_serves_metrics_only_there_and_closes_with_the_app(
     with start_server(
         database_url, tmp_path, METRICS_PORT=str(metrics_port), LOG_FORMAT="json"
     ) as server:
-        with httpx.Client(base_url=server.base_url, timeout=10.0) as http:
+        with served_client(server.base_url) as http:
             refused = http.get(f"{API}/users/me")
             assert refused.status_code == 401
             on_main_port = http.get("/metrics")
             assert on_main_port.status_code == 404
 
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10.0)
+        with served_client(f"http://127.0.0.1:{metrics_port}") as metrics:
+            scraped = metrics.get("/metrics")
         assert scraped.status_code == 200
         samples = {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.conftest import served_client
 from tests.helpers import API
 from tests.integration.served import start_server
 
@@ -30,7 +30,7 @@ def base_url(database_url: str, tmp_path: Path) -> Iterator[str]:
 def test_a_spoofed_forwarded_for_from_loopback_does_not_change_the_address(
     base_url: str,
 ) -> None:
-    with httpx.Client(base_url=base_url, timeout=10.0) as http:
+    with served_client(base_url) as http:
         registered = http.post(
             f"{API}/auth/register", json={"username": "served-user", "password": PASSWORD}
         )

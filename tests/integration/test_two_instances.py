@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import served_client
 from tests.helpers import API, DEFAULT_PASSWORD
 from tests.integration.served import Server, start_server
 from tests.integration.test_worker import (  # noqa: F401 - fixtures, used by name
@@ -80,8 +81,8 @@ def test_two_api_instances_share_all_state(
     with ExitStack() as stack:
         server_a = stack.enter_context(start_server(database_url, tmp_path, **shared))
         server_b = stack.enter_context(start_server(database_url, tmp_path, **shared))
-        a = stack.enter_context(httpx.Client(base_url=server_a.base_url, timeout=TIMEOUT))
-        b = stack.enter_context(httpx.Client(base_url=server_b.base_url, timeout=TIMEOUT))
+        a = stack.enter_context(served_client(server_a.base_url, timeout=TIMEOUT))
+        b = stack.enter_context(served_client(server_b.base_url, timeout=TIMEOUT))
 
         # 1. A token issued by A is accepted by B.
         register(a, "two-inst-user")

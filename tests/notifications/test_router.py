@@ -301,11 +301,6 @@ class TestListNotifications:
         )
         assert_problem(response, 422)
 
-    async def test_without_token_is_401(self, client: httpx.AsyncClient) -> None:
-        response = await client.get(NOTIFICATIONS)
-        assert_problem(response, 401)
-        assert response.headers["www-authenticate"] == "Bearer"
-
 
 class TestMarkNotificationRead:
     async def test_sets_read_at(

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from taskhub.main import create_app
 from taskhub.security.client_ip import client_ip, parse_trusted_proxies
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, DEFAULT_PASSWORD
 
 LOGIN = f"{API}/auth/login"
@@ -163,13 +163,8 @@ async def apps(app: FastAPI, database_url: str) -> AsyncIterator[Apps]:
 async def via_proxy(apps: Apps) -> AsyncIterator[httpx.AsyncClient]:
     """An app behind PROXY (trusted) with 2 failed logins per address and minute."""
     application = apps.build(TRUSTED_PROXIES=PROXY, RATE_LIMIT_LOGIN_IP="2/minute")
-    async with peer_client(application, PROXY) as http:
+    async with client_of(application, peer=(PROXY, 50_000)) as http:
         yield http
-
-
-def peer_client(application: FastAPI, peer: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=application, client=(peer, 50_000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 async def failed_login(http: httpx.AsyncClient, username: str, forwarded_for: str) -> int:
@@ -213,7 +208,7 @@ class TestAddressLimitFollowsTheResolvedAddress:
         self, apps: Apps
     ) -> None:
         application = apps.build(TRUSTED_PROXIES=PROXY, RATE_LIMIT_LOGIN_IP="2/minute")
-        async with peer_client(application, "10.0.0.6") as http:
+        async with client_of(application, peer=("10.0.0.6", 50_000)) as http:
             statuses = [
                 await failed_login(http, f"user-{n}", f"198.51.100.{n}") for n in range(1, 4)
             ]
@@ -224,7 +219,7 @@ class TestAddressLimitFollowsTheResolvedAddress:
         self, apps: Apps
     ) -> None:
         application = apps.build(RATE_LIMIT_LOGIN_IP="2/minute")
-        async with peer_client(application, PROXY) as http:
+        async with client_of(application, peer=(PROXY, 50_000)) as http:
             statuses = [
                 await failed_login(http, f"user-{n}", f"198.51.100.{n}") for n in range(1, 4)
             ]
@@ -233,7 +228,7 @@ class TestAddressLimitFollowsTheResolvedAddress:
 
     async def test_registrations_are_counted_per_forwarded_client(self, apps: Apps) -> None:
         application = apps.build(TRUSTED_PROXIES=PROXY, RATE_LIMIT_REGISTER="1/hour")
-        async with peer_client(application, PROXY) as http:
+        async with client_of(application, peer=(PROXY, 50_000)) as http:
 
             async def register(username: str, forwarded_for: str) -> int:
                 response = await http.post(

@@ -8,28 +8,26 @@ from __future__ import annotations
 
 import re
 import secrets
-import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
 from taskhub.config import ENV_EXAMPLE_SECRET, Settings
 from taskhub.main import create_app
-from taskhub.security.tokens import InvalidToken, TokenCodec, TokenType, key_id
-from tests.auth.test_bearer_tokens import sign_token
-from tests.conftest import leak_scanner, make_settings
+from taskhub.security.tokens import InvalidToken, TokenCodec, key_id
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, assert_problem, make_user
+from tests.tokens import claims_of, header_of, issue_token, sign_token
 
 OLD_SECRET = "old-" + secrets.token_urlsafe(40)
 NEW_SECRET = "new-" + secrets.token_urlsafe(40)
 UNRELATED_SECRET = "unrelated-" + secrets.token_urlsafe(40)
-SESSION_ID = uuid.UUID("0b6f8f56-4c2e-4d0a-9a57-2f1f4b8c9d10")
 ME = f"{API}/users/me"
 REFRESH = f"{API}/auth/refresh"
 INVALID_TOKEN = 'Bearer error="invalid_token"'
@@ -41,18 +39,6 @@ def codec(secret: str, *previous: str) -> TokenCodec:
     )
 
 
-def issue(token_codec: TokenCodec, token_type: TokenType = "access") -> str:  # noqa: S107
-    now = datetime.now(UTC)
-    token, _jti = token_codec.encode(
-        token_type=token_type,
-        subject="alice",
-        session_id=SESSION_ID,
-        issued_at=now,
-        expires_at=now + timedelta(minutes=5),
-    )
-    return token
-
-
 def reason_for(token_codec: TokenCodec, token: str) -> str:
     with pytest.raises(InvalidToken) as caught:
         token_codec.decode(token, expected_type="access")
@@ -60,21 +46,20 @@ def reason_for(token_codec: TokenCodec, token: str) -> str:
 
 
 def kid_of(token: str) -> Any:
-    return jwt.get_unverified_header(token).get("kid")
+    return header_of(token).get("kid")
 
 
 def resigned(token: str, secret: str, header: dict[str, Any]) -> str:
     """The token's claims signed by hand (so any header goes) with HS256 under `secret`."""
-    claims = jwt.decode(token, options={"verify_signature": False})
-    return sign_token(claims, secret, header={"alg": "HS256", "typ": "JWT", **header})
+    return sign_token(claims_of(token), secret, header={"alg": "HS256", "typ": "JWT", **header})
 
 
 class TestKeyId:
     def test_every_token_names_the_key_that_signed_it(self) -> None:
-        token = issue(codec(NEW_SECRET, OLD_SECRET))
+        token, _ = issue_token(codec(NEW_SECRET, OLD_SECRET))
 
         assert kid_of(token) == key_id(NEW_SECRET)
-        assert jwt.get_unverified_header(token)["alg"] == "HS256"
+        assert header_of(token)["alg"] == "HS256"
 
     def test_key_id_is_short_hex_and_reveals_nothing_of_the_secret(self) -> None:
         kid = key_id(NEW_SECRET)
@@ -90,58 +75,52 @@ class TestKeyId:
 
 class TestCodecRotation:
     def test_token_of_a_previous_secret_verifies_while_it_is_listed(self) -> None:
-        old_token = issue(codec(OLD_SECRET))
+        old_token, _ = issue_token(codec(OLD_SECRET))
 
         claims = codec(NEW_SECRET, OLD_SECRET).decode(old_token, expected_type="access")
 
         assert claims.subject == "alice"
 
     def test_token_of_a_previous_secret_is_refused_once_it_is_removed(self) -> None:
-        old_token = issue(codec(OLD_SECRET))
+        old_token, _ = issue_token(codec(OLD_SECRET))
 
         assert reason_for(codec(NEW_SECRET), old_token) == "unknown_key"
 
     def test_tokens_are_always_signed_with_the_current_secret(self) -> None:
-        token = issue(codec(NEW_SECRET, OLD_SECRET))
+        token, _ = issue_token(codec(NEW_SECRET, OLD_SECRET))
 
         assert codec(NEW_SECRET).decode(token, expected_type="access").subject == "alice"
         assert reason_for(codec(OLD_SECRET), token) == "unknown_key"
 
     def test_unknown_kid_is_refused(self) -> None:
-        token = issue(codec(UNRELATED_SECRET))
+        token, _ = issue_token(codec(UNRELATED_SECRET))
 
         assert reason_for(codec(NEW_SECRET, OLD_SECRET), token) == "unknown_key"
 
     def test_missing_kid_is_refused_even_with_the_right_signature(self) -> None:
-        token = resigned(issue(codec(NEW_SECRET)), NEW_SECRET, {})
+        token = resigned(issue_token(codec(NEW_SECRET))[0], NEW_SECRET, {})
 
         assert kid_of(token) is None
         assert reason_for(codec(NEW_SECRET), token) == "unknown_key"
 
     @pytest.mark.parametrize("kid", [7, ["x"], {"k": 1}, "", "é"])
     def test_odd_kid_values_are_refused(self, kid: object) -> None:
-        token = resigned(issue(codec(NEW_SECRET)), NEW_SECRET, {"kid": kid})
+        token = resigned(issue_token(codec(NEW_SECRET))[0], NEW_SECRET, {"kid": kid})
 
         with pytest.raises(InvalidToken):
             codec(NEW_SECRET).decode(token, expected_type="access")
 
     def test_the_kid_picks_the_key_no_other_key_is_tried(self) -> None:
         # Naming the old key but signed with the current one: verified with the old key only.
-        token = resigned(issue(codec(NEW_SECRET)), NEW_SECRET, {"kid": key_id(OLD_SECRET)})
+        token = resigned(issue_token(codec(NEW_SECRET))[0], NEW_SECRET, {"kid": key_id(OLD_SECRET)})
 
         assert reason_for(codec(NEW_SECRET, OLD_SECRET), token) == "bad_signature"
 
     def test_reasons_name_the_failure(self) -> None:
         current = codec(NEW_SECRET)
-        now = datetime.now(UTC)
-        expired, _ = current.encode(
-            token_type="access",
-            subject="alice",
-            session_id=SESSION_ID,
-            issued_at=now - timedelta(hours=1),
-            expires_at=now - timedelta(minutes=1),
-        )
-        refresh = issue(current, "refresh")
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        expired, _ = issue_token(current, issued_at=an_hour_ago, lifetime=timedelta(minutes=59))
+        refresh, _ = issue_token(current, token_type="refresh")
 
         assert reason_for(current, expired) == "expired"
         assert reason_for(current, refresh) == "wrong_type"
@@ -213,15 +192,6 @@ class TestSettings:
         assert configured.previous_jwt_secrets == (OLD_SECRET,)
 
 
-def _client_of(application: FastAPI) -> httpx.AsyncClient:
-    """Like the `client` fixture: every response is scanned for hashes and stack traces."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application, raise_app_exceptions=False),
-        base_url="http://testserver",
-        event_hooks={"response": [leak_scanner([])]},
-    )
-
-
 class Deployments:
     """The same database served before, during and after a rotation."""
 
@@ -235,24 +205,19 @@ class Deployments:
         }
         self.clients: dict[str, httpx.AsyncClient] = {}
 
-    def open(self) -> None:
+    async def open(self, stack: AsyncExitStack) -> None:
         for name, application in self.apps.items():
-            self.clients[name] = _client_of(application)
-
-    async def close(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
-        for application in self.apps.values():
-            await application.state.database.dispose()
+            stack.push_async_callback(application.state.database.dispose)
+            self.clients[name] = await stack.enter_async_context(client_of(application))
 
 
 @pytest.fixture
 async def deployments(database_url: str, app: FastAPI) -> AsyncIterator[Deployments]:
     # `app`: its teardown empties the tables these deployments share.
-    running = Deployments(database_url)
-    running.open()
-    yield running
-    await running.close()
+    async with AsyncExitStack() as stack:
+        running = Deployments(database_url)
+        await running.open(stack)
+        yield running
 
 
 async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:

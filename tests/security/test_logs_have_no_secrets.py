@@ -30,7 +30,7 @@ from taskhub.db.runner import Database, IntegrityViolation
 from taskhub.logs import JsonFormatter
 from taskhub.main import create_app
 from taskhub.notifications.models import TASK_DUE, Notification
-from tests.conftest import LEAK_PATTERNS, make_settings
+from tests.conftest import LEAK_PATTERNS, client_of, make_settings
 from tests.helpers import API, assert_problem
 
 PASSWORD = "Pw-CANARY-9f3a-rosemary-lighthouse"
@@ -335,8 +335,7 @@ async def exploding_app(database_url: str) -> AsyncIterator[FastAPI]:
 async def test_an_unhandled_exception_logs_no_authorization_header(
     exploding_app: FastAPI, captured_logs: LogCapture
 ) -> None:
-    transport = httpx.ASGITransport(app=exploding_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with client_of(exploding_app) as http:
         registered = await http.post(
             f"{API}/auth/register", json={"username": USERNAME, "password": PASSWORD}
         )

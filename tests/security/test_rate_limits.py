@@ -18,7 +18,7 @@ import redis
 from fastapi import FastAPI
 
 from taskhub.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_of, make_settings
 from tests.helpers import API, DEFAULT_PASSWORD, ApiUser, assert_problem, make_user
 
 LOGIN = f"{API}/auth/login"
@@ -53,10 +53,7 @@ class Apps:
 
     async def client(self, application: FastAPI, ip: str = ADDRESS) -> httpx.AsyncClient:
         """A client whose socket peer is `ip`."""
-        transport = httpx.ASGITransport(app=application, client=(ip, 1234))
-        return await self.stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        )
+        return await self.stack.enter_async_context(client_of(application, peer=(ip, 1234)))
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The response scanner that tests/conftest.py hooks into every test's `client`: no response in
-the whole suite may carry a password hash or a stack trace. These tests show it can fail.
+"""The response scanner that tests/conftest.py hooks into every test client (`client_of`): no
+response in the whole suite may carry a password hash or a stack trace. These tests show it can
+fail.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from taskhub.main import create_app
-from tests.conftest import find_leaks, leak_scanner, make_settings, response_leaks
+from tests.conftest import client_of, find_leaks, make_settings, response_leaks
 from tests.helpers import API, ApiUser
 
 PLANTED_HASH = bcrypt.hashpw(b"plum-kettle-orbit-42", bcrypt.gensalt(rounds=4)).decode()
@@ -55,7 +56,8 @@ def test_scanner_passes_ordinary_text(text: str) -> None:
 
 
 async def test_scanner_reads_bodies_and_headers_of_real_responses() -> None:
-    """The same function the conftest hook calls, on responses from an app that leaks."""
+    """The same function the conftest hook calls, on responses from an app that leaks (through a
+    bare client: the suite's own would refuse these responses)."""
     leaky = FastAPI()
 
     @leaky.get("/hash")
@@ -82,34 +84,30 @@ async def test_scanner_reads_bodies_and_headers_of_real_responses() -> None:
         assert response_leaks(await http.get("/clean")) == []
 
 
-async def test_the_client_hook_fails_the_request_and_records_the_leak(database_url: str) -> None:
-    """The hook the conftest `client` fixture installs, on TaskHub itself with a planted route:
-    the request raises, and the leak is recorded for the fixture's teardown check too."""
+async def test_the_client_fails_the_request_and_again_on_closing(database_url: str) -> None:
+    """Every test client (`client_of`), on TaskHub itself with a planted route: the request
+    raises, and the leak is recorded so that closing the client fails too, for a test that
+    caught the first AssertionError."""
     application = create_app(make_settings(database_url))
 
     @application.get(f"{API}/planted-leak", include_in_schema=False)
     async def planted() -> PlainTextResponse:
         return PlainTextResponse(PLANTED_TRACEBACK)
 
-    violations: list[str] = []
-    transport = httpx.ASGITransport(app=application)
     try:
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://testserver",
-            event_hooks={"response": [leak_scanner(violations)]},
-        ) as http:
-            assert (await http.get("/health")).status_code == 200
-            with pytest.raises(AssertionError, match="stack trace"):
-                await http.get(f"{API}/planted-leak")
+        with pytest.raises(AssertionError, match="responses leaked") as on_closing:  # noqa: PT012 - closing is under test
+            async with client_of(application) as http:
+                assert (await http.get("/health")).status_code == 200
+                with pytest.raises(AssertionError, match="stack trace"):
+                    await http.get(f"{API}/planted-leak")
     finally:
         await application.state.database.dispose()
-    assert violations == [f"GET {API}/planted-leak: stack trace, stack frame"]
+    assert f"['GET {API}/planted-leak: stack trace, stack frame']" in str(on_closing.value)
 
 
 async def test_the_suite_client_carries_the_hook(client: httpx.AsyncClient, alice: ApiUser) -> None:
     """The fixture every test uses is hooked, and TaskHub's own responses pass it."""
-    assert len(client.event_hooks["response"]) == 1
+    assert "scan_for_leaks" in [hook.__name__ for hook in client.event_hooks["response"]]
     response = await client.get(f"{API}/users/me", headers=alice.headers)
     assert response.status_code == 200
     assert response_leaks(response) == []

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
 import pytest
 
 from taskhub.security.tokens import (
@@ -19,15 +14,21 @@ from taskhub.security.tokens import (
     REQUIRED_CLAIMS,
     InvalidToken,
     TokenCodec,
-    TokenType,
     fingerprint,
     key_id,
+)
+from tests.tokens import (
+    SESSION_ID,
+    b64url,
+    claims_of,
+    header_of,
+    issue_token,
+    json_segment,
+    sign_token,
 )
 
 SECRET = "unit-test-secret-with-more-than-thirty-two-bytes"
 OTHER_SECRET = "another-unit-test-secret-also-over-thirty-two-bytes"
-SESSION_ID = uuid.UUID("6f1c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f")
-HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 
 
 def codec(**overrides: str) -> TokenCodec:
@@ -37,45 +38,6 @@ def codec(**overrides: str) -> TokenCodec:
 
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
-
-
-def issue(
-    token_codec: TokenCodec | None = None,
-    *,
-    token_type: TokenType = "access",  # noqa: S107 - a claim value, not a password
-    lifetime: timedelta = timedelta(minutes=15),
-) -> tuple[str, str]:
-    issued = now()
-    return (token_codec or codec()).encode(
-        token_type=token_type,
-        subject="alice",
-        session_id=SESSION_ID,
-        issued_at=issued,
-        expires_at=issued + lifetime,
-    )
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _segment(value: object) -> str:
-    return _b64(json.dumps(value, separators=(",", ":")).encode())
-
-
-def hand_signed(
-    claims: dict[str, Any],
-    *,
-    alg: str = "HS256",
-    header: dict[str, Any] | None = None,
-    key: str = SECRET,
-) -> str:
-    head = _segment(
-        header if header is not None else {"alg": alg, "typ": "JWT", "kid": key_id(key)}
-    )
-    signing_input = f"{head}.{_segment(claims)}"
-    digest = hmac.new(key.encode(), signing_input.encode(), HASHES.get(alg, hashlib.sha256))
-    return f"{signing_input}.{_b64(digest.digest())}"
 
 
 def valid_claims(**changes: Any) -> dict[str, Any]:
@@ -115,7 +77,7 @@ class TestEncodeDecodeRoundtrip:
         assert claims.expires_at.tzinfo is not None
 
     def test_refresh_token_roundtrip(self) -> None:
-        token, jti = issue(token_type="refresh", lifetime=timedelta(days=7))
+        token, jti = issue_token(codec(), token_type="refresh", lifetime=timedelta(days=7))
 
         claims = codec().decode(token, expected_type="refresh")
 
@@ -123,10 +85,10 @@ class TestEncodeDecodeRoundtrip:
         assert claims.jti == jti
 
     def test_encoded_token_is_hs256_with_every_required_claim(self) -> None:
-        token, jti = issue()
+        token, jti = issue_token(codec())
 
-        header = jwt.get_unverified_header(token)
-        payload = jwt.decode(token, options={"verify_signature": False})
+        header = header_of(token)
+        payload = claims_of(token)
         assert header["alg"] == "HS256"
         assert set(payload) == set(REQUIRED_CLAIMS)
         assert payload["jti"] == jti
@@ -134,22 +96,22 @@ class TestEncodeDecodeRoundtrip:
         assert payload["exp"] - payload["iat"] == 900
 
     def test_each_encode_gets_a_new_unguessable_jti(self) -> None:
-        jtis = {issue()[1] for _ in range(20)}
+        jtis = {issue_token(codec())[1] for _ in range(20)}
 
         assert len(jtis) == 20
         assert all(len(jti) >= 16 for jti in jtis)
 
     def test_hand_signed_valid_token_is_accepted(self) -> None:
         # The control for the forged-token cases below.
-        claims = codec().decode(hand_signed(valid_claims()), expected_type="access")
+        claims = codec().decode(sign_token(valid_claims(), SECRET), expected_type="access")
 
         assert claims.subject == "alice"
 
 
 class TestDecodeRejects:
     def test_wrong_type_is_rejected_both_ways(self) -> None:
-        access, _ = issue(token_type="access")
-        refresh, _ = issue(token_type="refresh")
+        access, _ = issue_token(codec(), token_type="access")
+        refresh, _ = issue_token(codec(), token_type="refresh")
 
         with pytest.raises(InvalidToken):
             codec().decode(access, expected_type="refresh")
@@ -157,32 +119,32 @@ class TestDecodeRejects:
             codec().decode(refresh, expected_type="access")
 
     def test_token_signed_with_another_secret_is_rejected(self) -> None:
-        token, _ = issue(codec(secret=OTHER_SECRET))
+        token, _ = issue_token(codec(secret=OTHER_SECRET))
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")
 
     def test_token_for_another_issuer_is_rejected(self) -> None:
-        token, _ = issue(codec(issuer="someone-else"))
+        token, _ = issue_token(codec(issuer="someone-else"))
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")
 
     def test_token_for_another_audience_is_rejected(self) -> None:
-        token, _ = issue(codec(audience="someone-else"))
+        token, _ = issue_token(codec(audience="someone-else"))
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")
 
     def test_expired_token_is_rejected(self) -> None:
-        token, _ = issue(lifetime=timedelta(seconds=-1))
+        token, _ = issue_token(codec(), lifetime=timedelta(seconds=-1))
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")
 
     def test_token_issued_in_the_future_is_rejected(self) -> None:
         future = int(now().timestamp()) + 3600
-        token = hand_signed(valid_claims(iat=future, exp=future + 900))
+        token = sign_token(valid_claims(iat=future, exp=future + 900), SECRET)
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")
@@ -193,7 +155,7 @@ class TestDecodeRejects:
         del claims[claim]
 
         with pytest.raises(InvalidToken):
-            codec().decode(hand_signed(claims), expected_type="access")
+            codec().decode(sign_token(claims, SECRET), expected_type="access")
 
     @pytest.mark.parametrize(
         ("claim", "value"),
@@ -221,14 +183,14 @@ class TestDecodeRejects:
         ],
     )
     def test_token_with_malformed_claim_is_rejected(self, claim: str, value: object) -> None:
-        token = hand_signed(valid_claims(**{claim: value}))
+        token = sign_token(valid_claims(**{claim: value}), SECRET)
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")
 
     def test_alg_none_is_rejected(self) -> None:
-        head = _segment({"alg": "none", "typ": "JWT"})
-        token = f"{head}.{_segment(valid_claims())}."
+        head = json_segment({"alg": "none", "typ": "JWT"})
+        token = f"{head}.{json_segment(valid_claims())}."
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")
@@ -236,12 +198,12 @@ class TestDecodeRejects:
     @pytest.mark.parametrize("alg", ["HS384", "HS512"])
     def test_other_hmac_algorithms_with_the_right_secret_are_rejected(self, alg: str) -> None:
         with pytest.raises(InvalidToken):
-            codec().decode(hand_signed(valid_claims(), alg=alg), expected_type="access")
+            codec().decode(sign_token(valid_claims(), SECRET, alg=alg), expected_type="access")
 
     @pytest.mark.parametrize("alg", ["RS256", "ES256", "PS256", "EdDSA"])
     def test_asymmetric_algorithm_headers_are_rejected(self, alg: str) -> None:
-        token = hand_signed(
-            valid_claims(), header={"alg": alg, "typ": "JWT", "kid": key_id(SECRET)}
+        token = sign_token(
+            valid_claims(), SECRET, header={"alg": alg, "typ": "JWT", "kid": key_id(SECRET)}
         )
 
         with pytest.raises(InvalidToken):
@@ -260,7 +222,7 @@ class TestDecodeRejects:
             "W10.e30.AAAA",
             "e30.W10.AAAA",
             "x" * (MAX_TOKEN_LENGTH + 1),
-            _b64(b"[" * 3000) + ".e30.AAAA",
+            b64url(b"[" * 3000) + ".e30.AAAA",
         ],
     )
     def test_garbage_is_rejected(self, token: str) -> None:
@@ -268,21 +230,21 @@ class TestDecodeRejects:
             codec().decode(token, expected_type="access")
 
     def test_over_long_token_is_rejected_even_if_validly_signed(self) -> None:
-        token = hand_signed(valid_claims(padding="p" * MAX_TOKEN_LENGTH))
+        token = sign_token(valid_claims(padding="p" * MAX_TOKEN_LENGTH), SECRET)
 
         with pytest.raises(InvalidToken):
             codec().decode(token, expected_type="access")
 
     def test_tampered_payload_is_rejected(self) -> None:
-        token, _ = issue()
+        token, _ = issue_token(codec())
         head, _payload, signature = token.split(".")
-        forged = f"{head}.{_segment(valid_claims(sub='bob'))}.{signature}"
+        forged = f"{head}.{json_segment(valid_claims(sub='bob'))}.{signature}"
 
         with pytest.raises(InvalidToken):
             codec().decode(forged, expected_type="access")
 
     def test_invalid_token_message_names_no_secret(self) -> None:
-        token, _ = issue(codec(secret=OTHER_SECRET))
+        token, _ = issue_token(codec(secret=OTHER_SECRET))
 
         with pytest.raises(InvalidToken) as caught:
             codec().decode(token, expected_type="access")
@@ -304,7 +266,7 @@ class TestFingerprint:
         assert fingerprint("a") != fingerprint("b")
 
     def test_fingerprint_does_not_contain_the_jti(self) -> None:
-        jti = issue()[1]
+        jti = issue_token(codec())[1]
 
         assert jti not in fingerprint(jti)
 
@@ -327,7 +289,7 @@ def test_a_remembered_token_still_expires() -> None:
 
 
 def test_a_cached_token_is_not_accepted_under_another_secret() -> None:
-    token, _ = issue()
+    token, _ = issue_token(codec())
     codec().decode(token, expected_type="access")
     with pytest.raises(InvalidToken):
         codec(secret=OTHER_SECRET).decode(token, expected_type="access")

@@ -66,13 +66,6 @@ async def test_get_missing_task_is_404_problem(client: httpx.AsyncClient, alice:
     assert body["detail"] == "Task not found"
 
 
-async def test_get_without_token_is_401(client: httpx.AsyncClient, alice: ApiUser) -> None:
-    task = await create_task(client, alice)
-    response = await client.get(task_url(task["id"]))
-    assert_problem(response, 401)
-    assert response.headers["www-authenticate"] == "Bearer"
-
-
 async def test_upper_case_uuid_matches_the_task(client: httpx.AsyncClient, alice: ApiUser) -> None:
     task = await create_task(client, alice, title="case")
     url = task_url(task["id"].upper())

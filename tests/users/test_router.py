@@ -100,12 +100,6 @@ class TestReadCurrentUser:
         assert "$2b$" not in text
         assert alice.password not in response.text
 
-    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
-        response = await client.get(ME)
-
-        assert_problem(response, 401)
-        assert response.headers["www-authenticate"] == "Bearer"
-
 
 class TestChangePassword:
     async def test_wrong_current_password_is_401(
@@ -155,13 +149,6 @@ class TestChangePassword:
 
         body = assert_problem(response, 422)
         assert ["body", "current_password"] in [error["loc"] for error in body["errors"]]
-
-    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
-        response = await client.post(
-            PASSWORD, json={"current_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD}
-        )
-
-        assert_problem(response, 401)
 
     async def test_success_is_204_and_only_the_new_password_logs_in(
         self, client: httpx.AsyncClient, alice: ApiUser
@@ -295,6 +282,3 @@ class TestDeleteAccount:
 
         assert response.status_code == 201
         assert response.json()["id"] != alice.id
-
-    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
-        assert_problem(await client.delete(ME), 401)

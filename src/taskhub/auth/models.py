@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskhub.clock import new_id, utcnow
@@ -20,6 +20,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped by every password change; a session lives only while it carries the same number.
+    credential_version: Mapped[int] = mapped_column(Integer, server_default="0")
 
     def __repr__(self) -> str:  # never let the hash reach a log line through repr()
         return f"User(id={self.id!s}, username={self.username!r})"
@@ -39,6 +41,8 @@ class UserSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     user_agent: Mapped[str | None] = mapped_column(String(256), default=None)
+    # The account's credential version when this login checked the password.
+    credential_version: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class RefreshToken(Base):

@@ -30,6 +30,7 @@ class Credentials:
     id: uuid.UUID
     username: str
     password_hash: str
+    credential_version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +71,21 @@ _INSERT_USER = (
     .on_conflict_do_nothing(index_elements=[User.username])
     .returning(*_ACCOUNT)
 )
-_CREDENTIALS = select(*selecting(Credentials, User.id, User.username, User.password_hash)).where(
-    User.username == bindparam("username")
+_CREDENTIALS = select(
+    *selecting(Credentials, User.id, User.username, User.password_hash, User.credential_version)
+).where(User.username == bindparam("username"))
+# Taken by a login's transaction: waits for a password change in flight, and finds nothing
+# once one has committed since the password was checked.
+_LOCK_CREDENTIALS = (
+    select(User.id)
+    .where(User.id == bindparam("account_id"), User.credential_version == bindparam("version"))
+    .with_for_update()
 )
-_SET_PASSWORD_HASH = (
-    update(User).where(User.id == bindparam("user_id")).values(password_hash=bindparam("hash"))
+_REPLACE_PASSWORD = (
+    update(User)
+    .where(User.id == bindparam("account_id"))
+    .values(password_hash=bindparam("hash"), credential_version=User.credential_version + 1)
+    .returning(User.credential_version)
 )
 # Tasks, sessions and notifications go with the user through ON DELETE CASCADE.
 _DELETE_USER = delete(User).where(User.id == bindparam("user_id"))
@@ -97,8 +108,17 @@ async def find_credentials(db: Queries, *, username: str) -> Credentials | None:
     return await db.record(_CREDENTIALS, {"username": username}, Credentials)
 
 
-async def set_password_hash(db: Queries, *, user_id: uuid.UUID, password_hash: str) -> None:
-    await db.execute(_SET_PASSWORD_HASH, {"user_id": user_id, "hash": password_hash})
+async def lock_credentials(db: Queries, *, account_id: uuid.UUID, version: int) -> bool:
+    """Lock the account for the transaction; False when its credentials changed since `version`."""
+    params = {"account_id": account_id, "version": version}
+    return await db.scalar(_LOCK_CREDENTIALS, params) is not None
+
+
+async def replace_password(db: Queries, *, account_id: uuid.UUID, password_hash: str) -> int:
+    """Store the new hash and bump the credential version; returns the new version."""
+    params = {"account_id": account_id, "hash": password_hash}
+    version: int = await db.scalar(_REPLACE_PASSWORD, params)
+    return version
 
 
 async def delete_user(db: Queries, *, user_id: uuid.UUID) -> None:
@@ -129,6 +149,8 @@ _LIVE_SESSION = (
     .where(
         UserSession.id == bindparam("session_id"),
         User.username == bindparam("username"),
+        # A password change since this login ends it, a login that raced the change included.
+        UserSession.credential_version == User.credential_version,
         *_active(),
     )
 )
@@ -141,8 +163,27 @@ _INSERT_SESSION = (
         last_used_at=bindparam("now"),
         expires_at=bindparam("expires_at"),
         user_agent=bindparam("user_agent"),
+        credential_version=bindparam("version"),
     )
     .returning(*selecting(StartedSession, UserSession.id, UserSession.expires_at))
+)
+# The newest `keep` active sessions stay; older ones end (oldest first past the cap).
+_END_SESSIONS_BEYOND = (
+    update(UserSession)
+    .where(
+        UserSession.id.in_(
+            select(UserSession.id)
+            .where(*_own_sessions(), *_active())
+            .order_by(UserSession.created_at.desc(), UserSession.id.desc())
+            .offset(bindparam("keep"))
+        )
+    )
+    .values(revoked_at=bindparam("now"))
+)
+_CARRY_SESSION = (
+    update(UserSession)
+    .where(UserSession.id == bindparam("session_id"))
+    .values(credential_version=bindparam("version"))
 )
 _TOUCH_SESSION = (
     update(UserSession)
@@ -176,7 +217,13 @@ _ACTIVE_SESSIONS = (
             UserSession.user_agent,
         )
     )
-    .where(*_own_sessions(), *_active())
+    .join(User, User.id == UserSession.user_id)
+    .where(
+        *_own_sessions(),
+        *_active(),
+        # A login that raced a password change is over, though nothing revoked it.
+        UserSession.credential_version == User.credential_version,
+    )
     .order_by(UserSession.created_at.desc(), UserSession.id.desc())
 )
 _DELETE_ENDED_SESSIONS = (
@@ -206,6 +253,7 @@ async def insert_session(
     now: datetime,
     expires_at: datetime,
     user_agent: str | None,
+    version: int,
 ) -> StartedSession:
     params = {
         "id": session_id,
@@ -213,10 +261,20 @@ async def insert_session(
         "now": now,
         "expires_at": expires_at,
         "user_agent": user_agent,
+        "version": version,
     }
     started = await db.record(_INSERT_SESSION, params, StartedSession)
     assert started is not None  # noqa: S101 - an INSERT ... RETURNING returns its row
     return started
+
+
+async def end_sessions_beyond(db: Queries, *, user_id: uuid.UUID, keep: int, now: datetime) -> None:
+    await db.execute(_END_SESSIONS_BEYOND, {"caller_id": user_id, "keep": keep, "now": now})
+
+
+async def carry_session(db: Queries, *, session_id: uuid.UUID, version: int) -> None:
+    """Keep a session alive across a password change made through it."""
+    await db.execute(_CARRY_SESSION, {"session_id": session_id, "version": version})
 
 
 async def touch_session(db: Queries, *, session_id: uuid.UUID, now: datetime) -> None:

@@ -93,10 +93,14 @@ async def login(
     if account is None:
         await limiter.login_failed(ip=client_ip)
         raise Unauthorized(BAD_CREDENTIALS)
-    await limiter.login_succeeded(username=username, ip=client_ip)
     now = utcnow()
     # The password was checked before: no connection is held while bcrypt runs.
     async with db.transaction() as tx:
+        if not await auth_repository.lock_credentials(
+            tx, account_id=account.id, version=account.credential_version
+        ):
+            # The password changed while this one was being checked: it is no longer right.
+            raise Unauthorized(BAD_CREDENTIALS)
         started = await auth_repository.insert_session(
             tx,
             user_id=account.id,
@@ -104,8 +108,12 @@ async def login(
             now=now,
             expires_at=now + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
             user_agent=_stored_user_agent(user_agent),
+            version=account.credential_version,
         )
-        return await _issue_tokens(
+        await auth_repository.end_sessions_beyond(
+            tx, user_id=account.id, keep=settings.MAX_SESSIONS_PER_USER, now=now
+        )
+        issued = await _issue_tokens(
             tx,
             settings=settings,
             username=account.username,
@@ -113,6 +121,8 @@ async def login(
             session_expires_at=started.expires_at,
             now=now,
         )
+    await limiter.login_succeeded(username=username, ip=client_ip)
+    return issued
 
 
 async def check_password(
@@ -243,12 +253,20 @@ async def revoke_session(db: Queries, *, user_id: uuid.UUID, session_id: uuid.UU
         raise NotFound("Session not found")
 
 
-async def revoke_other_sessions(db: Queries, *, user_id: uuid.UUID, keep: uuid.UUID) -> None:
-    await auth_repository.revoke_other_sessions(db, user_id=user_id, keep=keep, now=utcnow())
-
-
-async def set_password(db: Queries, *, user_id: uuid.UUID, password_hash: str) -> None:
-    await auth_repository.set_password_hash(db, user_id=user_id, password_hash=password_hash)
+async def replace_password(
+    db: Database, *, user_id: uuid.UUID, password_hash: str, keep_session: uuid.UUID
+) -> None:
+    """Store the new hash and end every other session of the user, at once: the credential
+    version moves on, so a login that checked the old password meanwhile gets no live session;
+    the session the change was made through moves on with it."""
+    async with db.transaction() as tx:
+        version = await auth_repository.replace_password(
+            tx, account_id=user_id, password_hash=password_hash
+        )
+        await auth_repository.carry_session(tx, session_id=keep_session, version=version)
+        await auth_repository.revoke_other_sessions(
+            tx, user_id=user_id, keep=keep_session, now=utcnow()
+        )
 
 
 async def delete_account(db: Queries, *, user_id: uuid.UUID) -> None:

@@ -159,6 +159,9 @@ class _Compiler:
         found = self._compiled.get(statement)
         if found is None:
             compiled = cast(ClauseElement, statement).compile(dialect=self._dialect)
+            if "__[POSTCOMPILE_" in compiled.string:
+                # An "expanding" IN is rendered per execution, which this runner never does.
+                raise TypeError(f"an expanding IN cannot be compiled once: {compiled.string}")
             found = (compiled.string, dict(compiled.params))
             if len(self._compiled) >= MAX_COMPILED:
                 self._compiled.clear()

@@ -2,8 +2,8 @@
 
 FastAPI would validate a returned object against the route's response model and then serialize
 it: for a page of 50 tasks that is ~60 % of the request's CPU. The routes that return these keep
-their `response_model` for the OpenAPI document, and their bodies are checked against it by the
-schema tests. Timestamps are UTC and written with `Z`, as pydantic writes them elsewhere.
+their `response_model` for the OpenAPI document; every body the test suite sees is checked
+against it by the test client (tests/conformance.py), and schemathesis checks them too. Timestamps are UTC and written with `Z`, as pydantic writes them elsewhere.
 """
 
 from __future__ import annotations

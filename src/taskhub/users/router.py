@@ -48,8 +48,9 @@ async def change_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 409))
 async def delete_current_user(principal: CurrentPrincipal, db: Db) -> Response:
-    """Delete the account with its tasks and sessions; its tokens stop working."""
+    """Delete the account with its tasks and sessions; its tokens stop working. 409 while it
+    owns a project that has other members."""
     await user_service.delete_account(db, user_id=principal.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

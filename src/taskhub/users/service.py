@@ -8,7 +8,8 @@ from taskhub.auth import service as auth_service
 from taskhub.auth.password_rules import check_new_password
 from taskhub.config import Settings
 from taskhub.db.runner import Database
-from taskhub.errors import Unauthorized
+from taskhub.errors import Conflict, Unauthorized
+from taskhub.projects import repository as project_repository
 from taskhub.ratelimit import RateLimiter
 from taskhub.security import passwords
 
@@ -48,12 +49,22 @@ async def change_password(
     password_hash = await passwords.hash_password(
         new_password, rounds=settings.bcrypt_rounds, queue_limit=settings.HASH_QUEUE_LIMIT
     )
-    # Hashed first: the transaction holds its connection for two statements, not for bcrypt.
-    async with db.transaction() as tx:
-        await auth_service.set_password(tx, user_id=account.id, password_hash=password_hash)
-        await auth_service.revoke_other_sessions(tx, user_id=account.id, keep=current_session_id)
+    # Hashed first: the transaction holds its connection for its statements, not for bcrypt.
+    await auth_service.replace_password(
+        db, user_id=account.id, password_hash=password_hash, keep_session=current_session_id
+    )
 
 
 async def delete_account(db: Database, *, user_id: uuid.UUID) -> None:
-    """Delete the user and, by cascade, everything they own; their tokens die with the sessions."""
-    await auth_service.delete_account(db, user_id=user_id)
+    """Delete the user and, by cascade, everything they own; their tokens die with the sessions.
+
+    A project the user owns with other members in it would be left without an owner: 409 naming
+    those projects until ownership is transferred. Projects they are alone in go with them.
+    """
+    async with db.transaction() as tx:
+        await project_repository.lock_caller(tx, caller_id=user_id)
+        shared = await project_repository.owned_with_others(tx, caller_id=user_id)
+        if shared:
+            raise Conflict("Transfer the ownership of these projects first: " + ", ".join(shared))
+        await project_repository.delete_sole_projects(tx, caller_id=user_id)
+        await auth_service.delete_account(tx, user_id=user_id)

@@ -1,0 +1,370 @@
+"""Every query about projects and their members. A project is reached only through the caller's
+membership (`_VISIBLE`): a project they are not a member of is simply not found, and every write
+repeats, in its WHERE clause, the roles that may make it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.orm import aliased
+
+from taskhub import pagination
+from taskhub.auth.models import User
+from taskhub.db.runner import Queries, selecting
+from taskhub.pagination import Position
+from taskhub.projects.models import Project, ProjectMember
+from taskhub.projects.roles import Action, Role, roles_allowed
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    id: uuid.UUID
+    name: str
+    description: str | None
+    archived: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    """A project as its member sees it: `role` is the caller's."""
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    archived: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    role: str
+
+    @classmethod
+    def of(cls, row: ProjectRow, *, role: str) -> ProjectRecord:
+        return cls(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            archived=row.archived,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+            role=role,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    user_id: uuid.UUID
+    username: str
+    role: str
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone named by username, and their role in the project if they are a member."""
+
+    id: uuid.UUID
+    role: str | None
+
+
+_ROW = selecting(
+    ProjectRow,
+    Project.id,
+    Project.name,
+    Project.description,
+    Project.archived,
+    Project.created_at,
+    Project.updated_at,
+    Project.version,
+)
+_PROJECT = selecting(ProjectRecord, *_ROW, ProjectMember.role)
+# The caller's membership: the one scope every project query starts from.
+_CALLERS_MEMBERSHIP = and_(
+    ProjectMember.project_id == Project.id, ProjectMember.user_id == bindparam("caller_id")
+)
+_VISIBLE = select(*_PROJECT).join(ProjectMember, _CALLERS_MEMBERSHIP)
+_THIS_PROJECT = Project.id == bindparam("project_id")
+_GET_VISIBLE = _VISIBLE.where(_THIS_PROJECT)
+
+
+def _caller_may(action: Action) -> ColumnElement[bool]:
+    """The caller is a member of the project with a role that may take `action`."""
+    return exists().where(
+        ProjectMember.project_id == bindparam("project_id"),
+        ProjectMember.user_id == bindparam("caller_id"),
+        # One bound value per role, not an "expanding" IN: the runner compiles a statement once.
+        ProjectMember.role.in_([literal(role) for role in roles_allowed(action)]),
+    )
+
+
+_INSERT_PROJECT = insert(Project).values({column.key: bindparam(column.key) for column in _ROW})
+_INSERT_MEMBER = insert(ProjectMember).values(
+    project_id=bindparam("project_id"),
+    user_id=bindparam("member_id"),
+    role=bindparam("role"),
+    added_at=bindparam("now"),
+)
+_COUNT_OWNED = select(func.count()).where(
+    ProjectMember.user_id == bindparam("caller_id"), ProjectMember.role == Role.OWNER.value
+)
+_COUNT_MEMBERS = select(func.count()).where(ProjectMember.project_id == bindparam("project_id"))
+# Taken in a creating transaction, so two creations by one user cannot both pass the quota.
+_LOCK_CALLER = select(User.id).where(User.id == bindparam("caller_id")).with_for_update()
+_LOCK_PROJECT = select(Project.id).where(_THIS_PROJECT).with_for_update()
+_DELETE_PROJECT = (
+    delete(Project).where(_THIS_PROJECT, _caller_may(Action.OWN)).returning(Project.id)
+)
+_DELETE_PROJECT_AT = (
+    delete(Project)
+    .where(_THIS_PROJECT, _caller_may(Action.OWN), Project.version == bindparam("expected"))
+    .returning(Project.id)
+)
+
+
+async def get_visible(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID
+) -> ProjectRecord | None:
+    params = {"caller_id": caller_id, "project_id": project_id}
+    return await db.record(_GET_VISIBLE, params, ProjectRecord)
+
+
+async def lock_caller(db: Queries, *, caller_id: uuid.UUID) -> None:
+    await db.execute(_LOCK_CALLER, {"caller_id": caller_id})
+
+
+async def lock_project(db: Queries, *, project_id: uuid.UUID) -> None:
+    await db.execute(_LOCK_PROJECT, {"project_id": project_id})
+
+
+async def count_owned(db: Queries, *, caller_id: uuid.UUID) -> int:
+    return int(await db.scalar(_COUNT_OWNED, {"caller_id": caller_id}))
+
+
+async def count_members(db: Queries, *, project_id: uuid.UUID) -> int:
+    return int(await db.scalar(_COUNT_MEMBERS, {"project_id": project_id}))
+
+
+async def insert_project(db: Queries, *, values: dict[str, Any]) -> None:
+    await db.execute(_INSERT_PROJECT, values)
+
+
+async def insert_member(
+    db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID, role: Role, now: datetime
+) -> None:
+    params = {"project_id": project_id, "member_id": member_id, "role": role.value, "now": now}
+    await db.execute(_INSERT_MEMBER, params)
+
+
+@lru_cache(maxsize=16)
+def _update_statement(sent: frozenset[str], conditional: bool) -> Executable:
+    values: dict[str, Any] = {name: bindparam(f"new_{name}") for name in sent}
+    values.update(updated_at=bindparam("now"), version=Project.version + 1)
+    where = [_THIS_PROJECT, _caller_may(Action.MANAGE)]
+    if conditional:
+        where.append(Project.version == bindparam("expected"))
+    return update(Project).where(*where).values(values).returning(*_ROW)
+
+
+async def update_project(
+    db: Queries,
+    *,
+    caller_id: uuid.UUID,
+    project_id: uuid.UUID,
+    role: str,
+    values: dict[str, Any],
+    expected_version: int | None,
+    now: datetime,
+) -> ProjectRecord | None:
+    """Apply the change whole if the caller may still manage the project (and, with
+    `expected_version`, if it is still that version); None otherwise."""
+    params: dict[str, Any] = {"caller_id": caller_id, "project_id": project_id, "now": now}
+    params.update({f"new_{name}": value for name, value in values.items()})
+    if expected_version is not None:
+        params["expected"] = expected_version
+    statement = _update_statement(frozenset(values), expected_version is not None)
+    row = await db.record(statement, params, ProjectRow)
+    return None if row is None else ProjectRecord.of(row, role=role)
+
+
+async def delete_project(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID, expected_version: int | None
+) -> bool:
+    params: dict[str, Any] = {"caller_id": caller_id, "project_id": project_id}
+    if expected_version is None:
+        return await db.count(_DELETE_PROJECT, params) > 0
+    return await db.count(_DELETE_PROJECT_AT, {**params, "expected": expected_version}) > 0
+
+
+def _page_statement(*, archived: bool | None, after: bool) -> Executable:
+    query = _VISIBLE
+    if archived is not None:
+        query = query.where(Project.archived.is_(archived))
+    keys = (Project.created_at, Project.id)
+    if after:
+        query = query.where(pagination.beyond(keys, descending=True))
+    return query.order_by(*pagination.directed(keys, descending=True)).limit(bindparam("limit"))
+
+
+_PAGES = {
+    (archived, after): _page_statement(archived=archived, after=after)
+    for archived in (None, False, True)
+    for after in (False, True)
+}
+
+
+async def list_visible(
+    db: Queries,
+    *,
+    caller_id: uuid.UUID,
+    archived: bool | None,
+    after: Position | None,
+    limit: int,
+) -> list[ProjectRecord]:
+    """The caller's projects, newest first, keyset by (created_at, id)."""
+    params: dict[str, Any] = {"caller_id": caller_id, "limit": limit}
+    if after is not None:
+        params.update(after_key=after.key, after_id=after.last_id)
+    return await db.records(_PAGES[archived, after is not None], params, ProjectRecord)
+
+
+_MEMBERS = (
+    select(
+        *selecting(
+            MemberRecord,
+            ProjectMember.user_id,
+            User.username,
+            ProjectMember.role,
+            ProjectMember.added_at,
+        )
+    )
+    .join(User, User.id == ProjectMember.user_id)
+    .where(ProjectMember.project_id == bindparam("project_id"))
+    .order_by(
+        case((ProjectMember.role == Role.OWNER.value, 0), else_=1),
+        ProjectMember.added_at,
+        ProjectMember.user_id,
+    )
+)
+_MEMBER = _MEMBERS.where(ProjectMember.user_id == bindparam("member_id"))
+_PERSON = (
+    select(*selecting(Person, User.id, ProjectMember.role))
+    .outerjoin(
+        ProjectMember,
+        and_(
+            ProjectMember.user_id == User.id,
+            ProjectMember.project_id == bindparam("project_id"),
+        ),
+    )
+    .where(User.username == bindparam("username"))
+)
+# Named apart from the columns: an UPDATE may not bind a parameter under a column's name.
+_THIS_MEMBER = (
+    ProjectMember.project_id == bindparam("in_project"),
+    ProjectMember.user_id == bindparam("member_id"),
+)
+_SET_ROLE = (
+    update(ProjectMember)
+    .where(*_THIS_MEMBER, ProjectMember.role != Role.OWNER.value)
+    .values(role=bindparam("role"))
+    .returning(ProjectMember.user_id)
+)
+_REMOVE_MEMBER = (
+    delete(ProjectMember)
+    .where(*_THIS_MEMBER, ProjectMember.role != Role.OWNER.value)
+    .returning(ProjectMember.user_id)
+)
+_HAND_OVER = (
+    update(ProjectMember)
+    .where(*_THIS_MEMBER, ProjectMember.role == bindparam("from_role"))
+    .values(role=bindparam("to_role"))
+    .returning(ProjectMember.user_id)
+)
+
+
+async def list_members(db: Queries, *, project_id: uuid.UUID) -> list[MemberRecord]:
+    return await db.records(_MEMBERS, {"project_id": project_id}, MemberRecord)
+
+
+async def get_member(
+    db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID
+) -> MemberRecord | None:
+    params = {"project_id": project_id, "member_id": member_id}
+    return await db.record(_MEMBER, params, MemberRecord)
+
+
+async def find_person(db: Queries, *, project_id: uuid.UUID, username: str) -> Person | None:
+    params = {"project_id": project_id, "username": username}
+    return await db.record(_PERSON, params, Person)
+
+
+async def set_role(db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID, role: Role) -> bool:
+    """Change a member's role; False for the owner (whose role only a transfer changes)."""
+    params = {"in_project": project_id, "member_id": member_id, "role": role.value}
+    return await db.count(_SET_ROLE, params) > 0
+
+
+async def remove_member(db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID) -> bool:
+    params = {"in_project": project_id, "member_id": member_id}
+    return await db.count(_REMOVE_MEMBER, params) > 0
+
+
+async def hand_over(
+    db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID, from_role: str, to_role: Role
+) -> bool:
+    """Move one member from `from_role` to `to_role`; False if they no longer hold `from_role`."""
+    params = {
+        "in_project": project_id,
+        "member_id": member_id,
+        "from_role": from_role,
+        "to_role": to_role.value,
+    }
+    return await db.count(_HAND_OVER, params) > 0
+
+
+_OTHER = aliased(ProjectMember)
+_OTHER_MEMBERS = exists().where(
+    _OTHER.project_id == Project.id, _OTHER.user_id != bindparam("caller_id")
+)
+_OWNED_WITH_OTHERS = (
+    select(Project.name)
+    .join(ProjectMember, _CALLERS_MEMBERSHIP)
+    .where(ProjectMember.role == Role.OWNER.value, _OTHER_MEMBERS)
+    .order_by(Project.name)
+)
+_CALLERS_PROJECTS = select(ProjectMember.project_id).where(
+    ProjectMember.user_id == bindparam("caller_id")
+)
+_DELETE_SOLE_PROJECTS = delete(Project).where(
+    Project.id.in_(_CALLERS_PROJECTS.scalar_subquery()), ~_OTHER_MEMBERS
+)
+
+
+async def owned_with_others(db: Queries, *, caller_id: uuid.UUID) -> list[str]:
+    """The names of the projects the caller owns that have other members."""
+    return await db.records(_OWNED_WITH_OTHERS, {"caller_id": caller_id}, str)
+
+
+async def delete_sole_projects(db: Queries, *, caller_id: uuid.UUID) -> None:
+    """The projects the caller is the only member of go (with everything in them)."""
+    await db.execute(_DELETE_SOLE_PROJECTS, {"caller_id": caller_id})

@@ -1,0 +1,264 @@
+"""Project rules: who may do what (the roles table), ownership, membership and quotas.
+
+Every function starts from the caller's membership: a project they are not a member of is 404,
+whatever they ask; a member whose role does not allow the action gets 403 naming the least role
+that would; writes repeat the allowed roles in their WHERE clause, so a membership changed
+meanwhile cannot be overtaken.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from taskhub import pagination
+from taskhub.clock import new_id, utcnow
+from taskhub.config import Settings
+from taskhub.db.runner import Database, Queries
+from taskhub.errors import Conflict, Forbidden, NotFound, PreconditionFailed
+from taskhub.pagination import KeysetCursors, Page, Position
+from taskhub.projects import repository as project_repository
+from taskhub.projects.repository import MemberRecord, ProjectRecord
+from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
+from taskhub.projects.schemas import ProjectCreate, ProjectUpdate, etag
+
+PROJECT_NOT_FOUND = "Project not found"
+USER_NOT_FOUND = "No such user"
+MEMBER_NOT_FOUND = "No such member"
+ARCHIVED = "The project is archived: its content is read-only until an admin unarchives it"
+OWNER_STAYS = "The owner cannot leave or be removed, nor change role: transfer ownership first"
+_CREATED_AT_KEY = pagination.timestamp_key()
+
+
+def require(project: ProjectRecord, action: Action) -> None:
+    """403 naming the least role that may take `action`, unless the caller's role may."""
+    if not may(Role(project.role), action):
+        raise Forbidden(f"Requires the {LEAST_ROLE[action].value} role in this project")
+
+
+def _check_if_match(project: ProjectRecord, if_match: Collection[str] | None) -> int | None:
+    """The version a conditional write must still find; 412 if If-Match names another."""
+    if if_match is None:
+        return None
+    if "*" not in if_match and etag(project) not in if_match:
+        raise PreconditionFailed()
+    return project.version
+
+
+async def get_project(db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID) -> ProjectRecord:
+    project = await project_repository.get_visible(db, caller_id=caller_id, project_id=project_id)
+    if project is None:
+        raise NotFound(PROJECT_NOT_FOUND)
+    return project
+
+
+async def create_project(
+    db: Database, *, settings: Settings, caller_id: uuid.UUID, data: ProjectCreate
+) -> ProjectRecord:
+    """The caller owns the new project; past MAX_PROJECTS_PER_USER owned, 409 and nothing made."""
+    now = utcnow()
+    project_id = new_id()
+    async with db.transaction() as tx:
+        await project_repository.lock_caller(tx, caller_id=caller_id)
+        owned = await project_repository.count_owned(tx, caller_id=caller_id)
+        if owned >= settings.MAX_PROJECTS_PER_USER:
+            raise Conflict(
+                f"MAX_PROJECTS_PER_USER reached: you own {owned} projects, the limit is "
+                f"{settings.MAX_PROJECTS_PER_USER}"
+            )
+        values = {
+            "id": project_id,
+            "name": data.name,
+            "description": data.description,
+            "archived": False,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        await project_repository.insert_project(tx, values=values)
+        await project_repository.insert_member(
+            tx, project_id=project_id, member_id=caller_id, role=Role.OWNER, now=now
+        )
+        return await get_project(tx, caller_id=caller_id, project_id=project_id)
+
+
+async def list_projects(
+    db: Queries,
+    *,
+    caller_id: uuid.UUID,
+    archived: bool | None,
+    limit: int,
+    cursor: str | None,
+    cursors: KeysetCursors,
+) -> Page[ProjectRecord]:
+    scope = pagination.listing_scope({"member": str(caller_id), "archived": archived})
+    after = None
+    if cursor is not None:
+        after = cursors.decode(cursor, scope=scope, parse_key=_CREATED_AT_KEY)
+    rows = await project_repository.list_visible(
+        db, caller_id=caller_id, archived=archived, after=after, limit=limit + 1
+    )
+    return cursors.page(
+        rows,
+        limit=limit,
+        scope=scope,
+        position_of=lambda project: Position(key=project.created_at, last_id=project.id),
+    )
+
+
+async def update_project(
+    db: Queries,
+    *,
+    caller_id: uuid.UUID,
+    project_id: uuid.UUID,
+    changes: ProjectUpdate,
+    if_match: Collection[str] | None,
+) -> ProjectRecord:
+    """Rename, describe, archive or unarchive (admin and up); whole or not at all."""
+    project = await get_project(db, caller_id=caller_id, project_id=project_id)
+    require(project, Action.MANAGE)
+    values: dict[str, Any] = {name: getattr(changes, name) for name in changes.model_fields_set}
+    stays_archived = values.get("archived", project.archived)
+    if stays_archived and project.archived and values.keys() & {"name", "description"}:
+        raise Forbidden(ARCHIVED)
+    expected = _check_if_match(project, if_match)
+    if not values:
+        return project
+    updated = await project_repository.update_project(
+        db,
+        caller_id=caller_id,
+        project_id=project_id,
+        role=project.role,
+        values=values,
+        expected_version=expected,
+        now=utcnow(),
+    )
+    if updated is None:  # changed, or the caller's membership changed, since it was read
+        raise await _why_refused(
+            db, caller_id=caller_id, project_id=project_id, action=Action.MANAGE
+        )
+    return updated
+
+
+async def _why_refused(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID, action: Action
+) -> Exception:
+    project = await get_project(db, caller_id=caller_id, project_id=project_id)
+    require(project, action)
+    return PreconditionFailed()
+
+
+async def delete_project(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID, if_match: Collection[str] | None
+) -> None:
+    """The owner only; its members go with it."""
+    project = await get_project(db, caller_id=caller_id, project_id=project_id)
+    require(project, Action.OWN)
+    expected = _check_if_match(project, if_match)
+    if not await project_repository.delete_project(
+        db, caller_id=caller_id, project_id=project_id, expected_version=expected
+    ):
+        raise await _why_refused(db, caller_id=caller_id, project_id=project_id, action=Action.OWN)
+
+
+async def list_members(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID
+) -> list[MemberRecord]:
+    """Every member, owner first, then by when they were added."""
+    await get_project(db, caller_id=caller_id, project_id=project_id)
+    return await project_repository.list_members(db, project_id=project_id)
+
+
+def _action_for(*roles: str | None) -> Action:
+    """Admins are made, unmade and removed by the owner; other members by admins too."""
+    return Action.OWN if Role.ADMIN.value in roles else Action.MANAGE
+
+
+async def put_member(
+    db: Database,
+    *,
+    settings: Settings,
+    caller_id: uuid.UUID,
+    project_id: uuid.UUID,
+    username: str,
+    role: Role,
+) -> MemberRecord:
+    """Add someone with a role, or change a member's role (`added_at` kept)."""
+    project = await get_project(db, caller_id=caller_id, project_id=project_id)
+    person = await project_repository.find_person(
+        db, project_id=project_id, username=username.lower()
+    )
+    if person is None:
+        raise NotFound(USER_NOT_FOUND)
+    if person.role == Role.OWNER.value:
+        raise Conflict(OWNER_STAYS)
+    require(project, _action_for(role.value, person.role))
+    async with db.transaction() as tx:
+        await project_repository.lock_project(tx, project_id=project_id)
+        if person.role is None:
+            members = await project_repository.count_members(tx, project_id=project_id)
+            if members >= settings.MAX_MEMBERS_PER_PROJECT:
+                raise Conflict(
+                    f"MAX_MEMBERS_PER_PROJECT reached: the project has {members} members, "
+                    f"the limit is {settings.MAX_MEMBERS_PER_PROJECT}"
+                )
+            await project_repository.insert_member(
+                tx, project_id=project_id, member_id=person.id, role=role, now=utcnow()
+            )
+        elif not await project_repository.set_role(
+            tx, project_id=project_id, member_id=person.id, role=role
+        ):
+            raise Conflict(OWNER_STAYS)  # made owner by a transfer meanwhile
+        member = await project_repository.get_member(tx, project_id=project_id, member_id=person.id)
+    assert member is not None  # noqa: S101 - written in the same transaction
+    return member
+
+
+async def remove_member(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID, username: str
+) -> None:
+    """Anyone may leave; admins remove members below admin, the owner removes admins too."""
+    project = await get_project(db, caller_id=caller_id, project_id=project_id)
+    person = await project_repository.find_person(
+        db, project_id=project_id, username=username.lower()
+    )
+    if person is None or person.role is None:
+        raise NotFound(MEMBER_NOT_FOUND)
+    if person.role == Role.OWNER.value:
+        raise Conflict(OWNER_STAYS)
+    if person.id != caller_id:
+        require(project, _action_for(person.role))
+    if not await project_repository.remove_member(db, project_id=project_id, member_id=person.id):
+        raise NotFound(MEMBER_NOT_FOUND)
+
+
+async def transfer(
+    db: Database, *, caller_id: uuid.UUID, project_id: uuid.UUID, username: str
+) -> ProjectRecord:
+    """The owner hands the project to a member and becomes an admin, in one transaction: the
+    project never has no owner, and never two (the database refuses a second)."""
+    project = await get_project(db, caller_id=caller_id, project_id=project_id)
+    require(project, Action.OWN)
+    person = await project_repository.find_person(
+        db, project_id=project_id, username=username.lower()
+    )
+    if person is None or person.role is None:
+        raise NotFound(MEMBER_NOT_FOUND)
+    if person.id == caller_id:
+        return project
+    async with db.transaction() as tx:
+        await project_repository.lock_project(tx, project_id=project_id)
+        stepped_down = await project_repository.hand_over(
+            tx, project_id=project_id, member_id=caller_id, from_role="owner", to_role=Role.ADMIN
+        )
+        took_over = stepped_down and await project_repository.hand_over(
+            tx,
+            project_id=project_id,
+            member_id=person.id,
+            from_role=person.role,
+            to_role=Role.OWNER,
+        )
+        if not took_over:  # the memberships changed since they were read: nothing happens
+            raise Conflict("The project's members changed meanwhile; retry")
+    return await get_project(db, caller_id=caller_id, project_id=project_id)
