@@ -140,7 +140,7 @@ async def test_a_password_change_ends_every_login_that_raced_it(apps: Apps) -> N
     application = apps.build(RATE_LIMIT_ENABLED=False, HASH_QUEUE_LIMIT=64)
     http = await apps.client(application, VICTIM)
     owner = await make_user(http, "racer")
-    new_password = "quartz-lantern-meadow-7"  # pragma: allowlist secret
+    new_password = NEW_PASSWORD
 
     async def change() -> httpx.Response:
         await asyncio.sleep(0.01)
