@@ -6,7 +6,7 @@ drifts much less, so this is how a change to the request path is judged before a
 `make bench` (docs/benchmarks.md). Take the smallest of a few runs.
 
     .venv/bin/python scripts/bench/cpu_per_request.py [requests] [route ...]
-    routes: health me list filter get create   (default: all); CONCURRENCY=32 runs them side by side
+    routes: health me list filter get create patch   (default: all); CONCURRENCY=32 runs them side by side
 """
 
 from __future__ import annotations
@@ -122,6 +122,13 @@ async def measure(count: int, routes: list[str], concurrency: int) -> None:
                 [*auth, (b"content-type", b"application/json")],
                 new_task,
             ),
+            "patch": (
+                "PATCH",
+                f"/api/v1/tasks/{task_id}",
+                b"",
+                [*auth, (b"content-type", b"application/json")],
+                b'{"title":"cpu bench patch","status":"in_progress","priority":"low"}',
+            ),
         }
         for route in routes:
             method, path, query, headers, body = requests[route]
@@ -152,7 +159,7 @@ async def measure(count: int, routes: list[str], concurrency: int) -> None:
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    routes = sys.argv[2:] or ["health", "me", "list", "filter", "get", "create"]
+    routes = sys.argv[2:] or ["health", "me", "list", "filter", "get", "create", "patch"]
     concurrency = int(os.environ.get("CONCURRENCY", "1"))
     uvloop.run(measure(count, routes, concurrency))
 
