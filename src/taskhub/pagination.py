@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -49,6 +49,22 @@ class KeysetCursors:
 
     def __init__(self, secret: str, *, purpose: str) -> None:
         self._key = derive_key(secret, f"{purpose}-cursor")
+
+    async def fetch_page(
+        self,
+        *,
+        cursor: str | None,
+        scope: str,
+        parse_key: KeyParser,
+        limit: int,
+        fetch: Callable[[Position | None, int], Awaitable[Sequence[T]]],
+        position_of: Callable[[T], Position],
+    ) -> Page[T]:
+        """One page of a listing: the cursor checked and decoded, `limit + 1` rows fetched after
+        its position (one extra shows whether more follow), and the next page's cursor."""
+        after = None if cursor is None else self.decode(cursor, scope=scope, parse_key=parse_key)
+        rows = await fetch(after, limit + 1)
+        return self.page(rows, limit=limit, scope=scope, position_of=position_of)
 
     def page(
         self,

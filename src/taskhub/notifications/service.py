@@ -77,17 +77,14 @@ async def list_notifications(
     cursors: KeysetCursors,
 ) -> Page[NotificationRecord]:
     """Newest first, one keyset page at a time."""
-    scope = pagination.listing_scope({"user": str(user_id), "unread": unread_only})
-    after = None
-    if cursor is not None:
-        after = cursors.decode(cursor, scope=scope, parse_key=_CREATED_AT_KEY)
-    rows = await notification_repository.list_owned(
-        db, user_id=user_id, unread_only=unread_only, after=after, limit=limit + 1
-    )
-    return cursors.page(
-        rows,
+    return await cursors.fetch_page(
+        cursor=cursor,
+        scope=pagination.listing_scope({"user": str(user_id), "unread": unread_only}),
+        parse_key=_CREATED_AT_KEY,
         limit=limit,
-        scope=scope,
+        fetch=lambda after, count: notification_repository.list_owned(
+            db, user_id=user_id, unread_only=unread_only, after=after, limit=count
+        ),
         position_of=lambda row: Position(key=row.created_at, last_id=row.id),
     )
 

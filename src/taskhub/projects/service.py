@@ -92,17 +92,15 @@ async def list_projects(
     cursor: str | None,
     cursors: KeysetCursors,
 ) -> Page[ProjectRecord]:
-    scope = pagination.listing_scope({"member": str(caller_id), "archived": archived})
-    after = None
-    if cursor is not None:
-        after = cursors.decode(cursor, scope=scope, parse_key=_CREATED_AT_KEY)
-    rows = await project_repository.list_visible(
-        db, caller_id=caller_id, archived=archived, after=after, limit=limit + 1
-    )
-    return cursors.page(
-        rows,
+    """The caller's projects, newest first, one keyset page at a time."""
+    return await cursors.fetch_page(
+        cursor=cursor,
+        scope=pagination.listing_scope({"member": str(caller_id), "archived": archived}),
+        parse_key=_CREATED_AT_KEY,
         limit=limit,
-        scope=scope,
+        fetch=lambda after, count: project_repository.list_visible(
+            db, caller_id=caller_id, archived=archived, after=after, limit=count
+        ),
         position_of=lambda project: Position(key=project.created_at, last_id=project.id),
     )
 

@@ -120,17 +120,14 @@ async def list_tasks(
 ) -> Page[TaskRecord]:
     """One page, and the cursor of the next one when there is more."""
     order = parse_sort(sort)
-    scope = listing_scope(owner_id=owner_id, order=order, filters=filters)
-    after = None
-    if cursor is not None:
-        after = cursors.decode(cursor, scope=scope, parse_key=_key_parser(order))
-    tasks = await task_repository.list_owned(
-        db, owner_id=owner_id, filters=filters, order=order, after=after, limit=limit + 1
-    )
-    return cursors.page(
-        tasks,
+    return await cursors.fetch_page(
+        cursor=cursor,
+        scope=listing_scope(owner_id=owner_id, order=order, filters=filters),
+        parse_key=_key_parser(order),
         limit=limit,
-        scope=scope,
+        fetch=lambda after, count: task_repository.list_owned(
+            db, owner_id=owner_id, filters=filters, order=order, after=after, limit=count
+        ),
         position_of=lambda task: Position(key=getattr(task, order.column), last_id=task.id),
     )
 
