@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 
 from taskhub.auth.dependencies import current_principal
 from taskhub.db.schema import Base
+from taskhub.http.bodies import LONE_SURROGATE
 from taskhub.http.openapi import error_responses
 from taskhub.http.routing import add_routes_of
 from taskhub.main import create_app
@@ -180,7 +181,9 @@ async def test_a_lone_surrogate_in_a_key_is_422_everywhere(
 
         response = await send(client, operation, ids, alice, body)
 
-        assert assert_problem(response, 422)["errors"][0]["loc"] == ["body"], operation
+        problem = assert_problem(response, 422)
+        assert problem["detail"] == LONE_SURROGATE, operation  # refused as such, at login too
+        assert problem["errors"][0]["loc"] == ["body"], operation
     assert await database_snapshot(app) == before
 
 

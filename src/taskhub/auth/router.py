@@ -23,12 +23,10 @@ from taskhub.auth.schemas import (
 )
 from taskhub.auth.service import IssuedTokens
 from taskhub.errors import ValidationFailed
-from taskhub.http.bodies import LoneSurrogate, without_lone_surrogates
+from taskhub.http.bodies import LoneSurrogate, holds_lone_surrogate, without_lone_surrogates
 from taskhub.http.dependencies import ClientIP, Db, RateLimiterDep, SettingsDep
 from taskhub.http.openapi import error_responses
 from taskhub.http.responses import json_response
-
-CREDENTIAL_PLACES = frozenset({("username",), ("password",)})
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["auth"])
@@ -131,12 +129,14 @@ async def _login_credentials(request: Request) -> LoginJSON:
 
 async def _login_json(request: Request) -> Any:
     """The body decoded the one way (http.bodies). A lone surrogate in the username or the
-    password is not malformed here but wrong: a 401 that counts like any other failure."""
+    password is not malformed here but wrong: a 401 that counts like any other failure. In a
+    key the 422 stands; in any other field the body is refused as it would be without it."""
     try:
         return await request.json()
     except LoneSurrogate as refused:
-        if all(not where.in_key and where.place in CREDENTIAL_PLACES for where in refused.found):
-            return refused.document
+        document = refused.document
+        if isinstance(document, dict) and not any(map(holds_lone_surrogate, document)):
+            return document
         raise
 
 

@@ -19,8 +19,8 @@ import json
 import re
 from array import array
 from collections import deque
-from collections.abc import Callable, Coroutine
-from itertools import accumulate
+from collections.abc import Callable, Coroutine, Iterator
+from itertools import accumulate, islice
 from typing import Any, NamedTuple
 
 from fastapi.routing import APIRoute
@@ -37,13 +37,21 @@ LONE_SURROGATE_MSG = "must not contain a lone UTF-16 surrogate (\\ud800-\\udfff 
 LONE_SURROGATE_KEY_MSG = "an object key holds a lone UTF-16 surrogate"
 # How many of the places found are listed in a 422.
 MAX_LISTED = 10
+# Where they are is searched in this many values at most: a request's fields are found long
+# before, and a body built to make the search long costs no more than parsing it.
+MAX_SEARCHED = 256
 
 # Every byte but the four brackets, and the brackets as steps of depth (+1, -1 as signed bytes).
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 _DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-# A \u escape in the surrogate range. Matches some text that holds none too (a valid pair, an
-# escaped backslash before "ud800"): only then is the parsed document searched.
+# A \u escape in the surrogate range: cheap, and true of any body that holds a lone one.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# Exactly the lone ones, in a text whose escaped backslashes were replaced by another character
+# (a high surrogate's escape not followed by a low one's, a low one's not preceded by a high's).
+_LONE_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD](?:[89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|[c-fC-F][0-9a-fA-F]{2}(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}))"
+)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 Location = tuple[str | int, ...]
@@ -67,7 +75,6 @@ class LoneSurrogate(RefusedBody):
         errors = [where.error() for where in found[:MAX_LISTED]]
         super().__init__(422, LONE_SURROGATE, errors=errors)
         self.document = document
-        self.found = found
 
 
 def decode_json(body: bytes) -> Any:
@@ -84,11 +91,20 @@ def decode_json(body: bytes) -> Any:
         document = json.loads(text)
     except ValueError:  # JSONDecodeError, or an integer of more than 4300 digits
         raise RefusedBody(400, NOT_JSON) from None
-    if _SURROGATE_ESCAPE.search(text):
-        found = lone_surrogates(document)
-        if found:
-            raise LoneSurrogate(document, found)
+    if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(text):
+        # Somewhere for sure: name the places found, or else the whole body.
+        raise LoneSurrogate(document, lone_surrogates(document) or [Found(())])
     return document
+
+
+def _holds_lone_surrogate(text: str) -> bool:
+    """Whether a text that parsed as JSON spells a lone surrogate; a valid pair is no reason.
+
+    Its backslashes are all in strings, where they pair up from the left: an escaped one is
+    replaced first, so that what follows it is not read as an escape, and a "#" keeps the two
+    escapes around it apart ("\\ud800\\\\\\udc00" holds two lone ones, not a pair).
+    """
+    return _LONE_SURROGATE_ESCAPE.search(text.replace("\\\\", "#")) is not None
 
 
 def _nested_too_deep(body: bytes) -> bool:
@@ -112,28 +128,42 @@ def _nested_too_deep(body: bytes) -> bool:
 
 
 def lone_surrogates(document: Any) -> list[Found]:
-    """Every lone surrogate in a parsed document, in breadth-first order, without recursion.
+    """The lone surrogates among the first MAX_SEARCHED values of a parsed document, breadth
+    first (the top-level fields before what is nested in them), without recursion.
 
     What lies under a key that holds one is not searched: no place reported holds a lone
     surrogate itself, so a 422 that names them can be written as UTF-8.
     """
     found: list[Found] = []
     pending: deque[tuple[Any, Location]] = deque([(document, ())])
+    room = MAX_SEARCHED - 1  # how many more values may be looked at
     while pending:
         value, place = pending.popleft()
         if isinstance(value, str):
-            if _SURROGATE.search(value):
+            if holds_lone_surrogate(value):
                 found.append(Found(place))
-        elif isinstance(value, dict):
-            bad_keys = {key for key in value if _SURROGATE.search(key)}
-            if bad_keys:
-                found.append(Found(place, in_key=True))
-            pending.extend(
-                (item, (*place, key)) for key, item in value.items() if key not in bad_keys
-            )
+            continue
+        if isinstance(value, dict):
+            children: Iterator[tuple[str | int, Any]] = islice(value.items(), room)
         elif isinstance(value, list):
-            pending.extend((item, (*place, index)) for index, item in enumerate(value))
+            children = islice(enumerate(value), room)
+        else:
+            continue
+        in_key = False
+        for key, item in children:
+            room -= 1
+            if isinstance(key, str) and holds_lone_surrogate(key):
+                in_key = True
+            else:
+                pending.append((item, (*place, key)))
+        if in_key:
+            found.append(Found(place, in_key=True))
     return found
+
+
+def holds_lone_surrogate(text: str) -> bool:
+    """Whether a decoded string holds a lone surrogate (a pair decodes to one character)."""
+    return _SURROGATE.search(text) is not None
 
 
 def without_lone_surrogates(text: str) -> str:
