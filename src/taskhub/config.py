@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     MAX_SESSIONS_PER_USER: int = Field(default=100, ge=1, le=10_000)
     MAX_PROJECTS_PER_USER: int = Field(default=1000, ge=1)
     MAX_MEMBERS_PER_PROJECT: int = Field(default=500, ge=2)
+    MAX_TASKS_PER_PROJECT: int = Field(default=100_000, ge=1)
+    MAX_TASKS_PER_USER: int = Field(default=100_000, ge=1)
     # Prefix of every rate-limit key in Redis: deployments (or test runs) sharing one Redis
     # database keep their counts apart, as CELERY_BROKER_KEY_PREFIX does for jobs.
     RATE_LIMIT_KEY_PREFIX: str = Field(default="taskhub-limits", min_length=1)

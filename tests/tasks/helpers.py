@@ -32,6 +32,11 @@ TASK_FIELDS = {
     "completed_at",
     "created_at",
     "updated_at",
+    # added 2026-11-30: tasks in projects
+    "project_id",
+    "assignee_id",
+    "creator_id",
+    "labels",
 }
 
 

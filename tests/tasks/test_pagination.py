@@ -369,7 +369,7 @@ async def test_another_users_cursor_is_422(
 def forged(settings: Settings, owner_id: str, sort: str, payload: dict[str, Any]) -> str:
     """A cursor with a valid MAC but contents the server never issues."""
     order = SortOrder(column=sort.lstrip("-"), descending=sort.startswith("-"))
-    scope = listing_scope(owner_id=uuid.UUID(owner_id), order=order, filters=TaskFilters())
+    scope = listing_scope(caller_id=uuid.UUID(owner_id), order=order, filters=TaskFilters())
     key = derive_key(settings.JWT_SECRET.get_secret_value(), "task-cursor")
     return sign({"v": 1, "s": scope, **payload}, key)
 

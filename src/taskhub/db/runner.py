@@ -62,6 +62,8 @@ class Queries(ABC):
     """What every handle offers; backends only say how one statement is sent."""
 
     observers: list[Observer]
+    # The backend's name ("postgresql", "sqlite"), for the few statements written per backend.
+    dialect: str
 
     def _note(self, sql: str, params: Params) -> None:
         for observer in self.observers:
@@ -172,6 +174,8 @@ class _Compiler:
 
 
 class _PsycopgConnection(Queries):
+    dialect = "postgresql"
+
     def __init__(
         self, connection: AsyncConnection[Any], compiler: _Compiler, observers: list[Observer]
     ) -> None:
@@ -218,6 +222,8 @@ class PostgresDatabase(Database):
     """psycopg's pool: waiters are served first come, first served, and wait at most
     DB_POOL_TIMEOUT (then 503). Connections rest in autocommit: a single statement costs one
     round trip, and a transaction says BEGIN and COMMIT itself."""
+
+    dialect = "postgresql"
 
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]], dialect: Dialect) -> None:
         self.pool = pool
@@ -274,6 +280,8 @@ class PostgresDatabase(Database):
 
 
 class _SQLAlchemyConnection(Queries):
+    dialect = "sqlite"
+
     def __init__(self, connection: SAConnection, observers: list[Observer]) -> None:
         self._connection = connection
         self.observers = observers
@@ -305,6 +313,8 @@ class _SQLAlchemyConnection(Queries):
 
 class SQLiteDatabase(Database):
     """The embedded default: the same statements through SQLAlchemy Core."""
+
+    dialect = "sqlite"
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

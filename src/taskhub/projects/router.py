@@ -6,9 +6,10 @@ import uuid
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from taskhub.auth.dependencies import CurrentPrincipal
+from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
 from taskhub.http.openapi import error_responses
 from taskhub.http.responses import json_response
@@ -32,19 +33,6 @@ from taskhub.projects.schemas import (
 )
 
 router = APIRouter(prefix="/projects", tags=["projects"])
-
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=1024,
-        description="the project's ETag (or *): the write happens only while it is current (412)",
-    ),
-]
-
-
-def _tags(header: str | None) -> list[str] | None:
-    return None if header is None else [tag.strip() for tag in header.split(",") if tag.strip()]
 
 
 async def project_cursors(settings: SettingsDep) -> KeysetCursors:
@@ -134,7 +122,7 @@ async def update_project(
         caller_id=principal.user_id,
         project_id=project_id,
         changes=body,
-        if_match=_tags(if_match),
+        if_match=tags(if_match),
     )
     return _project_response(project)
 
@@ -149,7 +137,7 @@ async def delete_project(
 ) -> Response:
     """Delete the project with everything in it (the owner only)."""
     await project_service.delete_project(
-        db, caller_id=principal.user_id, project_id=project_id, if_match=_tags(if_match)
+        db, caller_id=principal.user_id, project_id=project_id, if_match=tags(if_match)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

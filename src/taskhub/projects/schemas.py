@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from taskhub import etags
 from taskhub.projects.repository import MemberRecord, ProjectRecord
 from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
 
@@ -107,4 +108,4 @@ def render_member(member: MemberRecord) -> dict[str, Any]:
 
 def etag(project: ProjectRecord) -> str:
     """A strong validator: the version moves on with every change of the project."""
-    return f'"{project.version}"'
+    return etags.etag(project.version)

@@ -4,11 +4,21 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, Uuid, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskhub.clock import new_id, utcnow
-from taskhub.db.schema import Base, UTCDateTime
+from taskhub.db.schema import Base, TextList, UTCDateTime
 
 
 class TaskStatus(enum.StrEnum):
@@ -30,6 +40,8 @@ class TaskPriority(enum.IntEnum):
 SEARCH_SEPARATOR = "\x1f"
 
 PENDING_WITH_DUE_DATE = text("status != 'done' AND due_at IS NOT NULL")
+# The sort keys a listing may walk; each has an index led by the owner and one led by the project.
+SORT_COLUMNS = ("created_at", "updated_at", "priority", "due_at")
 
 
 class Task(Base):
@@ -37,12 +49,17 @@ class Task(Base):
     __table_args__ = (
         CheckConstraint("status IN ('todo', 'in_progress', 'done')", name="status"),
         CheckConstraint("priority BETWEEN 1 AND 3", name="priority"),
-        # One index per sort key, each led by the owner, so a page costs the same
-        # however many tasks the owner has.
-        Index(None, "owner_id", "created_at", "id"),
-        Index(None, "owner_id", "updated_at", "id"),
-        Index(None, "owner_id", "priority", "id"),
-        Index(None, "owner_id", "due_at", "id"),
+        # A task is personal (an owner, no project) or in a project (no owner), never both.
+        CheckConstraint("(owner_id IS NULL) != (project_id IS NULL)", name="one_scope"),
+        # One index per sort key and scope (the owner's personal tasks, a project's tasks), so
+        # a page costs the same however many tasks a scope holds.
+        *(Index(None, "owner_id", column, "id") for column in SORT_COLUMNS),
+        *(Index(None, "project_id", column, "id") for column in SORT_COLUMNS),
+        # Who a task is assigned to (the assignee filter, clearing a leaver's assignments).
+        Index(None, "assignee_id"),
+        Index(None, "creator_id"),
+        # `label=`: containment on the folded labels, answered by a GIN index on PostgreSQL.
+        Index("ix_task_label_keys", "label_keys", postgresql_using="gin"),
         # The reminder scan reads pending tasks by due date across all owners.
         Index(
             "ix_task_pending_due_at",
@@ -54,8 +71,18 @@ class Task(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    owner_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("user_account.id", ondelete="CASCADE")
+    # Set on a personal task only: its owner's account takes it along when deleted.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), default=None
+    )
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("project.id", ondelete="CASCADE"), default=None
+    )
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), default=None
+    )
+    creator_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="SET NULL"), default=None
     )
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text, default=None)
@@ -68,6 +95,11 @@ class Task(Base):
     # Case-folded title and description, written by the app: `q` searches this, so matching
     # is case-insensitive in every script on both backends (ADR 0005).
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # As sent (first spelling of each), and case-folded for the `label` filter.
+    labels: Mapped[list[str]] = mapped_column(TextList, default=list)
+    label_keys: Mapped[list[str]] = mapped_column(TextList, default=list)
+    # Bumped by every change: the task's ETag.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class IdempotencyRecord(Base):

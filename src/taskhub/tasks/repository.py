@@ -1,5 +1,6 @@
-"""Every query about tasks. Each one starts from the owner's scope (`_OWNED`, `_OWNER_SCOPE`):
-another user's task is simply not found."""
+"""Every query about tasks. Each one starts from what the caller may see (`_VISIBLE`): their
+personal tasks and the tasks of the projects they belong to. A task anyone else holds is simply not
+found, and every write repeats, in its WHERE clause, the roles that may make it."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
     Executable,
     Integer,
+    Select,
     Text,
+    and_,
     bindparam,
     case,
     delete,
@@ -21,7 +24,10 @@ from sqlalchemy import (
     insert,
     literal,
     null,
+    or_,
     select,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as upsert
@@ -31,14 +37,17 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from taskhub import pagination
 from taskhub.db.runner import Queries, selecting
+from taskhub.projects.models import Project, ProjectMember
+from taskhub.projects.roles import Action, roles_allowed
 from taskhub.tasks.models import SEARCH_SEPARATOR, IdempotencyRecord, Task, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
-    """What a client sees of a task; `priority` is the stored rank."""
+    """What a client sees of a task; `priority` is the stored rank, `version` makes the ETag."""
 
     id: uuid.UUID
+    project_id: uuid.UUID | None
     title: str
     description: str | None
     status: str
@@ -47,6 +56,26 @@ class TaskRecord:
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    assignee_id: uuid.UUID | None
+    creator_id: uuid.UUID | None
+    labels: list[str]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAccess:
+    """What the caller may do with a task they can see: `role` is their role in its project
+    (None for their personal task), `archived` whether that project is read-only."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID | None
+    assignee_id: uuid.UUID | None
+    version: int
+    role: str | None
+    archived: bool
+
+
+AssigneeFilter = Literal["me", "none"] | uuid.UUID | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +85,12 @@ class TaskFilters:
     due_before: datetime | None = None
     due_after: datetime | None = None
     search: str | None = None  # already case-folded
+    # Which scopes: the caller's personal tasks, and all their projects or only these ones.
+    personal: bool = True
+    all_projects: bool = True
+    project_ids: tuple[uuid.UUID, ...] = ()
+    assignee: AssigneeFilter = None
+    label_keys: tuple[str, ...] = ()  # case-folded; a task must carry every one
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +98,7 @@ class TaskChanges:
     """A PATCH, already validated: only the fields the client sent are set (`sent`)."""
 
     sent: frozenset[str]
-    values: dict[str, Any]  # column values: title, description, status, priority (rank), due_at
+    values: dict[str, Any]  # column values: title, description, status, priority (rank), ...
     title_search: str | None = None  # the folded title, when the title changes
     description_search: str | None = None  # the folded description, when it changes
 
@@ -71,6 +106,7 @@ class TaskChanges:
 _TASK = selecting(
     TaskRecord,
     Task.id,
+    Task.project_id,
     Task.title,
     Task.description,
     Task.status,
@@ -79,51 +115,193 @@ _TASK = selecting(
     Task.completed_at,
     Task.created_at,
     Task.updated_at,
+    Task.assignee_id,
+    Task.creator_id,
+    Task.labels,
+    Task.version,
 )
-_OWNER_SCOPE = Task.owner_id == bindparam("caller_id")
-# The one base of every read a user makes: their own tasks.
-_OWNED = select(*_TASK).where(_OWNER_SCOPE)
+_CALLER = bindparam("caller_id", type_=Task.owner_id.type)
 _THIS_TASK = Task.id == bindparam("task_id")
 
-_GET_OWNED = _OWNED.where(_THIS_TASK)
-_INSERT = (
-    insert(Task)
-    .values(
-        {column.key: bindparam(column.key) for column in (*_TASK, Task.owner_id, Task.search_text)}
+
+def _membership(*, of: Any, roles: tuple[str, ...] = (), writable: bool = False) -> Any:
+    """The caller's membership of project `of` (a column or parameter), with one of `roles`.
+
+    A write locks the membership it relies on (FOR SHARE): a removal committed first makes the
+    write find nothing, and a removal that comes later waits until the write has committed.
+    """
+    query = (
+        select(literal(1))
+        .select_from(ProjectMember)
+        .where(ProjectMember.project_id == of, ProjectMember.user_id == _CALLER)
     )
-    .returning(*_TASK)
+    if roles:
+        # One bound value per role, not an "expanding" IN: the runner compiles a statement once.
+        query = query.where(ProjectMember.role.in_([literal(role) for role in roles]))
+    if writable:
+        query = (
+            query.join(Project, Project.id == ProjectMember.project_id)
+            .where(Project.archived.is_(False))
+            .with_for_update(read=True, of=ProjectMember)
+        )
+    return query.exists()
+
+
+# The one scope every read starts from: the caller's personal tasks and their projects' tasks.
+_VISIBLE = or_(Task.owner_id == _CALLER, _membership(of=Task.project_id))
+
+
+def _may_write(action: Action) -> ColumnElement[bool]:
+    """The caller's personal task, or a task of a live project where their role may `action`."""
+    return or_(
+        Task.owner_id == _CALLER,
+        _membership(of=Task.project_id, roles=roles_allowed(action), writable=True),
+    )
+
+
+_GET_VISIBLE = select(*_TASK).where(_THIS_TASK, _VISIBLE)
+_ACCESS = (
+    select(
+        *selecting(
+            TaskAccess,
+            Task.id,
+            Task.project_id,
+            Task.assignee_id,
+            Task.version,
+            ProjectMember.role,
+            func.coalesce(Project.archived, False).label("archived"),
+        )
+    )
+    .outerjoin(
+        ProjectMember,
+        and_(ProjectMember.project_id == Task.project_id, ProjectMember.user_id == _CALLER),
+    )
+    .outerjoin(Project, Project.id == Task.project_id)
+    .where(_THIS_TASK, or_(Task.owner_id == _CALLER, ProjectMember.user_id.is_not(None)))
 )
-_DELETE_OWNED = delete(Task).where(_OWNER_SCOPE, _THIS_TASK).returning(Task.id)
+_ACCESS_FOR_UPDATE = _ACCESS.with_for_update(of=Task)
 
 
-async def get_owned(db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> TaskRecord | None:
-    return await db.record(_GET_OWNED, {"caller_id": owner_id, "task_id": task_id}, TaskRecord)
-
-
-async def insert_task(db: Queries, *, values: dict[str, Any]) -> TaskRecord:
-    """Insert one task (every written column given) and return it."""
-    task = await db.record(_INSERT, values, TaskRecord)
-    assert task is not None  # noqa: S101 - an INSERT ... RETURNING returns its row
-    return task
-
-
-async def delete_owned(db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> bool:
-    return await db.count(_DELETE_OWNED, {"caller_id": owner_id, "task_id": task_id}) > 0
-
-
-async def update_owned(
-    db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID, changes: TaskChanges, now: datetime
+async def get_visible(
+    db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID
 ) -> TaskRecord | None:
-    """Apply a PATCH whole, in one UPDATE ... RETURNING: concurrent PATCHes cannot interleave
+    return await db.record(_GET_VISIBLE, {"caller_id": caller_id, "task_id": task_id}, TaskRecord)
+
+
+async def get_access(
+    db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID, lock: bool = False
+) -> TaskAccess | None:
+    """The caller's rights on a task they can see (None if they cannot); `lock` holds the task's
+    row until the transaction ends."""
+    statement = _ACCESS_FOR_UPDATE if lock else _ACCESS
+    return await db.record(statement, {"caller_id": caller_id, "task_id": task_id}, TaskAccess)
+
+
+_WRITTEN = (*_TASK, Task.owner_id, Task.search_text, Task.label_keys)
+_COLUMN_TYPES = {column.key: column.type for column in _WRITTEN}
+
+
+def _bounded_count(scope: ColumnElement[bool]) -> Any:
+    """How many tasks `scope` holds, counted no further than the quota: the check costs the same
+    for a scope far below it and one at it."""
+    capped = select(Task.id).where(scope).limit(bindparam("quota", type_=Integer())).subquery()
+    return select(func.count()).select_from(capped).scalar_subquery()
+
+
+@lru_cache(maxsize=8)
+def _insert_statement(*, in_project: bool, assigned: bool) -> Executable:
+    """One INSERT ... SELECT ... RETURNING: the row is written only if every condition holds
+    (quota; in a project, the caller's right and the assignee's membership), in one statement."""
+    names = [column.key for column in _WRITTEN]
+    conditions: list[Any] = []
+    if in_project:
+        project = bindparam("project_id", type_=Task.project_id.type)
+        conditions.append(
+            _membership(of=project, roles=roles_allowed(Action.WRITE_TASKS), writable=True)
+        )
+        conditions.append(_bounded_count(Task.project_id == project) < bindparam("quota"))
+        if assigned:
+            assignee = bindparam("assignee_id", type_=Task.assignee_id.type)
+            conditions.append(
+                select(literal(1))
+                .where(ProjectMember.project_id == project, ProjectMember.user_id == assignee)
+                .exists()
+            )
+    else:
+        conditions.append(_bounded_count(Task.owner_id == _CALLER) < bindparam("quota"))
+    row = select(*(bindparam(name, type_=_COLUMN_TYPES[name]) for name in names)).where(*conditions)
+    return insert(Task).from_select(names, row).returning(*_TASK)
+
+
+async def insert_task(
+    db: Queries, *, caller_id: uuid.UUID, values: dict[str, Any], quota: int
+) -> TaskRecord | None:
+    """Insert one task (every written column given) and return it; None when a condition refused
+    it (the caller's right, an assignee who is not a member, or the quota)."""
+    statement = _insert_statement(
+        in_project=values["project_id"] is not None, assigned=values["assignee_id"] is not None
+    )
+    params = {**values, "caller_id": caller_id, "quota": quota}
+    return await db.record(statement, params, TaskRecord)
+
+
+async def count_in_scope(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID | None, quota: int
+) -> int:
+    """How many tasks a scope holds (a project's, or the caller's personal ones), up to `quota`."""
+    if project_id is None:
+        return int(await db.scalar(_COUNT_PERSONAL, {"caller_id": caller_id, "quota": quota}))
+    return int(await db.scalar(_COUNT_IN_PROJECT, {"project_id": project_id, "quota": quota}))
+
+
+_COUNT_PERSONAL = select(_bounded_count(Task.owner_id == _CALLER))
+_COUNT_IN_PROJECT = select(_bounded_count(Task.project_id == bindparam("project_id")))
+
+
+@lru_cache(maxsize=4)
+def _delete_statement(conditional: bool) -> Executable:
+    where = [_THIS_TASK, _may_write(Action.WRITE_TASKS)]
+    if conditional:
+        where.append(Task.version == bindparam("expected"))
+    return delete(Task).where(*where).returning(Task.id)
+
+
+async def delete_task(
+    db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID, expected_version: int | None
+) -> bool:
+    """Delete if the caller may (and, with `expected_version`, if it is still that version)."""
+    params: dict[str, Any] = {"caller_id": caller_id, "task_id": task_id}
+    if expected_version is not None:
+        params["expected"] = expected_version
+    return await db.count(_delete_statement(expected_version is not None), params) > 0
+
+
+async def update_task(
+    db: Queries,
+    *,
+    caller_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: TaskChanges,
+    expected_version: int | None,
+    now: datetime,
+) -> TaskRecord | None:
+    """Apply a PATCH whole, in one UPDATE ... RETURNING, if the caller may (and, with
+    `expected_version`, if the task is still that version): concurrent PATCHes cannot interleave
     their fields, and `completed_at` follows the status in the same statement."""
-    params: dict[str, Any] = {"caller_id": owner_id, "task_id": task_id, "now": now}
+    params: dict[str, Any] = {"caller_id": caller_id, "task_id": task_id, "now": now}
     params.update({f"new_{name}": value for name, value in changes.values.items()})
     if changes.title_search is not None:
         params["title_search"] = changes.title_search
     if changes.description_search is not None:
         params["description_search"] = changes.description_search
+    if expected_version is not None:
+        params["expected"] = expected_version
     done = changes.values.get("status") == TaskStatus.DONE
-    statement = _update_statement(changes.sent, done if "status" in changes.sent else None)
+    statement = _update_statement(
+        frozenset(changes.values),
+        done if "status" in changes.sent else None,
+        expected_version is not None,
+    )
     return await db.record(statement, params, TaskRecord)
 
 
@@ -145,11 +323,12 @@ def _separator_at_postgresql(element: _separator_at, compiler: SQLCompiler, **kw
     return f"strpos({compiler.process(element.clauses, **kw)}, chr(31))"
 
 
-@lru_cache(maxsize=64)
-def _update_statement(sent: frozenset[str], done: bool | None) -> Executable:
-    """Built once per set of sent fields (and whether the new status is `done`)."""
-    values: dict[Any, Any] = {name: bindparam(f"new_{name}") for name in sent}
+@lru_cache(maxsize=128)
+def _update_statement(columns: frozenset[str], done: bool | None, conditional: bool) -> Executable:
+    """Built once per set of written columns (and whether the new status is `done`)."""
+    values: dict[Any, Any] = {name: bindparam(f"new_{name}") for name in columns}
     values["updated_at"] = bindparam("now")
+    values["version"] = Task.version + 1
     if done is True:  # into done: stamped now, unless it was done already
         values["completed_at"] = case(
             (Task.status == TaskStatus.DONE.value, Task.completed_at),
@@ -160,15 +339,50 @@ def _update_statement(sent: frozenset[str], done: bool | None) -> Executable:
     title_part: Any = bindparam("title_search", type_=Text())
     description_part: Any = bindparam("description_search", type_=Text())
     separator = _separator_at(Task.search_text)
-    if "title" in sent and "description" not in sent:
+    if "title" in columns and "description" not in columns:
         # The separator and the folded description behind it stay as they are.
         values["search_text"] = title_part + func.substr(Task.search_text, separator, type_=Text())
-    elif "description" in sent and "title" not in sent:
+    elif "description" in columns and "title" not in columns:
         kept = func.substr(Task.search_text, 1, separator, type_=Text())
         values["search_text"] = kept + description_part
-    elif "title" in sent:
+    elif "title" in columns:
         values["search_text"] = title_part + literal(SEARCH_SEPARATOR, Text()) + description_part
-    return update(Task).where(_OWNER_SCOPE, _THIS_TASK).values(values).returning(*_TASK)
+    where = [_THIS_TASK, _may_write(Action.WRITE_TASKS)]
+    if conditional:
+        where.append(Task.version == bindparam("expected"))
+    return update(Task).where(*where).values(values).returning(*_TASK)
+
+
+class _carries_labels(FunctionElement[bool]):  # noqa: N801 - a SQL function's name
+    """The task's folded labels include every one of `label_0` ... `label_<n-1>`."""
+
+    inherit_cache = True
+    name = "carries_labels"
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        super().__init__(Task.label_keys)
+
+
+@compiles(_carries_labels)
+def _carries_labels_sqlite(element: _carries_labels, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    wanted = ", ".join(
+        compiler.process(bindparam(f"label_{i}", type_=Text()), **kw) for i in range(element.count)
+    )
+    # Built from compiled column and parameter names only; the labels themselves are bound.
+    distinct = f"SELECT count(DISTINCT value) FROM json_each({column}) WHERE value IN ({wanted})"  # noqa: S608
+    return f"({distinct}) = {element.count}"
+
+
+@compiles(_carries_labels, "postgresql")
+def _carries_labels_postgresql(element: _carries_labels, compiler: SQLCompiler, **kw: Any) -> str:
+    # Containment: what the GIN index on label_keys answers.
+    column = compiler.process(element.clauses, **kw)
+    wanted = ", ".join(
+        compiler.process(bindparam(f"label_{i}", type_=Text()), **kw) for i in range(element.count)
+    )
+    return f"{column} @> ARRAY[{wanted}]::text[]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +399,7 @@ class SortOrder:
 class _PageShape:
     """What decides a page query's SQL; the values themselves are parameters."""
 
+    dialect: str
     order: SortOrder
     undated: bool  # the second segment of a due_at listing: tasks without a due date
     after: bool
@@ -193,12 +408,17 @@ class _PageShape:
     due_after: bool
     due_before: bool
     search: bool
+    personal: bool
+    all_projects: bool
+    projects: int
+    assignee: str | None  # "me", "none", "id" or None
+    labels: int
 
 
-async def list_owned(
+async def list_visible(
     db: Queries,
     *,
-    owner_id: uuid.UUID,
+    caller_id: uuid.UUID,
     filters: TaskFilters,
     order: SortOrder,
     after: pagination.Position | None,
@@ -206,33 +426,41 @@ async def list_owned(
 ) -> list[TaskRecord]:
     """One page in keyset order; ties broken by id in the sort's direction, missing due dates last.
 
-    Every query is a walk of an `(owner_id, <sort column>, id)` index in one direction, so a
-    page costs the same however many tasks the owner has. Tasks without a due date are a second
-    segment (`due_at IS NULL`, by id) read only when the first one runs out: a single
-    `NULLS LAST` ordering would not match the index when descending, and PostgreSQL would sort.
+    Each scope (the caller's personal tasks, each of their projects) is a walk of a
+    `(scope, <sort column>, id)` index in one direction, so a page costs the same however many
+    tasks a scope holds. Tasks without a due date are a second segment (`due_at IS NULL`, by id)
+    read only when the first one runs out: a single `NULLS LAST` ordering would not match the
+    index when descending, and PostgreSQL would sort.
     """
-    params = _page_params(owner_id, filters)
+    params = _page_params(caller_id, filters)
     tasks: list[TaskRecord] = []
     if after is None or after.key is not None:
         keyed = {**params, "limit": limit}
         if after is not None:
             keyed.update(after_key=after.key, after_id=after.last_id)
-        shape = _shape(order, filters, after, undated=False)
+        shape = _shape(db.dialect, order, filters, after, undated=False)
         tasks = await db.records(_page_statement(shape), keyed, TaskRecord)
     if order.nullable and len(tasks) < limit:
         undated = {**params, "limit": limit - len(tasks)}
         if after is not None and after.key is None:
             undated["after_id"] = after.last_id
         in_undated = after if after is not None and after.key is None else None
-        shape = _shape(order, filters, in_undated, undated=True)
+        shape = _shape(db.dialect, order, filters, in_undated, undated=True)
         tasks += await db.records(_page_statement(shape), undated, TaskRecord)
     return tasks
 
 
 def _shape(
-    order: SortOrder, filters: TaskFilters, after: pagination.Position | None, *, undated: bool
+    dialect: str,
+    order: SortOrder,
+    filters: TaskFilters,
+    after: pagination.Position | None,
+    *,
+    undated: bool,
 ) -> _PageShape:
+    assignee = filters.assignee
     return _PageShape(
+        dialect=dialect,
         order=order,
         undated=undated,
         after=after is not None,
@@ -241,13 +469,26 @@ def _shape(
         due_after=filters.due_after is not None,
         due_before=filters.due_before is not None,
         search=bool(filters.search),
+        personal=filters.personal,
+        all_projects=filters.all_projects,
+        projects=len(filters.project_ids),
+        assignee=None
+        if assignee is None
+        else "id"
+        if isinstance(assignee, uuid.UUID)
+        else assignee,
+        labels=len(filters.label_keys),
     )
 
 
-def _page_params(owner_id: uuid.UUID, filters: TaskFilters) -> dict[str, Any]:
-    params: dict[str, Any] = {"caller_id": owner_id}
+def _page_params(caller_id: uuid.UUID, filters: TaskFilters) -> dict[str, Any]:
+    params: dict[str, Any] = {"caller_id": caller_id}
     params.update({f"status_{i}": value for i, value in enumerate(filters.statuses)})
     params.update({f"priority_{i}": value for i, value in enumerate(filters.priorities)})
+    params.update({f"project_{i}": value for i, value in enumerate(filters.project_ids)})
+    params.update({f"label_{i}": value for i, value in enumerate(filters.label_keys)})
+    if isinstance(filters.assignee, uuid.UUID):
+        params["assignee_id"] = filters.assignee
     if filters.due_after is not None:
         params["due_after"] = filters.due_after
     if filters.due_before is not None:
@@ -259,17 +500,76 @@ def _page_params(owner_id: uuid.UUID, filters: TaskFilters) -> dict[str, Any]:
 
 @lru_cache(maxsize=512)
 def _page_statement(shape: _PageShape) -> Executable:
-    """Built once per shape, so the runner compiles it once too."""
+    """Built once per shape, so the runner compiles it once too.
+
+    On PostgreSQL each scope is its own index walk, limited to the page (`LATERAL` per project),
+    and the page is the first rows of their union: the cost follows the page size and the number
+    of projects, never the number of tasks (ADR 0014). SQLite, the embedded single-user default,
+    reads the scopes as one filter.
+    """
+    if shape.dialect != "postgresql":
+        return _walk(shape, _scopes(shape))
+    arms: list[Select[Any]] = []
+    if shape.personal:
+        arms.append(_walk(shape, Task.owner_id == _CALLER))
+    if shape.all_projects or shape.projects:
+        per_project = _walk(shape, Task.project_id == ProjectMember.project_id).lateral()
+        arms.append(
+            select(*per_project.c)
+            .select_from(ProjectMember)
+            .join(per_project, true())
+            .where(
+                ProjectMember.user_id == _CALLER, *_chosen_projects(shape, ProjectMember.project_id)
+            )
+        )
+    if len(arms) == 1:
+        return arms[0]
+    merged = union_all(*arms).subquery()
+    keys = [merged.c[name] for name in _sort_keys(shape)]
+    return (
+        select(*merged.c)
+        .order_by(*pagination.directed(keys, descending=shape.order.descending))
+        .limit(bindparam("limit"))
+    )
+
+
+def _chosen_projects(shape: _PageShape, column: Any) -> list[ColumnElement[bool]]:
+    if not shape.projects:
+        return []
+    return [
+        column.in_(
+            [bindparam(f"project_{i}", type_=Task.project_id.type) for i in range(shape.projects)]
+        )
+    ]
+
+
+def _scopes(shape: _PageShape) -> ColumnElement[bool]:
+    """Every scope the listing reads, as one condition."""
+    scopes: list[ColumnElement[bool]] = []
+    if shape.personal:
+        scopes.append(Task.owner_id == _CALLER)
+    if shape.all_projects or shape.projects:
+        theirs = select(ProjectMember.project_id).where(
+            ProjectMember.user_id == _CALLER, *_chosen_projects(shape, ProjectMember.project_id)
+        )
+        scopes.append(Task.project_id.in_(theirs.scalar_subquery()))
+    return or_(*scopes)
+
+
+def _sort_keys(shape: _PageShape) -> tuple[str, ...]:
+    return ("id",) if shape.undated else (shape.order.column, "id")
+
+
+def _walk(shape: _PageShape, scope: ColumnElement[bool]) -> Select[Any]:
+    """One scope's tasks in the page's order, from the cursor on, at most a page of them."""
     order = shape.order
     column: Any = getattr(Task, order.column)
-    query = _OWNED.where(*_filter_clauses(shape))
+    query = select(*_TASK).where(scope, *_filter_clauses(shape))
     if shape.undated:
         query = query.where(column.is_(None))
-        sort_keys: tuple[Any, ...] = (Task.id,)
-    else:
-        if order.nullable:
-            query = query.where(column.is_not(None))
-        sort_keys = (column, Task.id)
+    elif order.nullable:
+        query = query.where(column.is_not(None))
+    sort_keys = tuple(getattr(Task, name) for name in _sort_keys(shape))
     if shape.after:
         query = query.where(pagination.beyond(sort_keys, descending=order.descending))
     return query.order_by(*pagination.directed(sort_keys, descending=order.descending)).limit(
@@ -290,6 +590,14 @@ def _filter_clauses(shape: _PageShape) -> list[ColumnElement[bool]]:
         clauses.append(Task.due_at < bindparam("due_before"))
     if shape.search:
         clauses.append(Task.search_text.like(bindparam("search"), escape="\\"))
+    if shape.assignee == "me":
+        clauses.append(Task.assignee_id == _CALLER)
+    elif shape.assignee == "none":
+        clauses.append(Task.assignee_id.is_(None))
+    elif shape.assignee == "id":
+        clauses.append(Task.assignee_id == bindparam("assignee_id", type_=Task.assignee_id.type))
+    if shape.labels:
+        clauses.append(_carries_labels(shape.labels))
     return clauses
 
 

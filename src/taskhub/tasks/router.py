@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from pydantic import StringConstraints
 
+from taskhub import etags
 from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.errors import ValidationFailed
+from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
 from taskhub.http.openapi import error_responses
 from taskhub.http.responses import json_response
@@ -19,8 +22,9 @@ from taskhub.pagination import KeysetCursors
 from taskhub.schemas import NoNulStr
 from taskhub.tasks import service as task_service
 from taskhub.tasks.models import SEARCH_SEPARATOR, TaskStatus
-from taskhub.tasks.repository import TaskFilters
+from taskhub.tasks.repository import TaskFilters, TaskRecord
 from taskhub.tasks.schemas import (
+    MAX_LABELS,
     PriorityName,
     SortKey,
     TaskCreate,
@@ -28,6 +32,8 @@ from taskhub.tasks.schemas import (
     TaskRead,
     TaskUpdate,
     Timestamp,
+    etag,
+    label_key,
     priority_rank,
     render_task,
 )
@@ -53,13 +59,36 @@ async def task_filters(
     due_before: Timestamp | None = None,
     due_after: Timestamp | None = None,
     q: Annotated[NoNulStr | None, Query(min_length=1, max_length=100)] = None,
+    project_id: Annotated[
+        list[uuid.UUID | Literal["none"]] | None,
+        Query(max_length=20, description="a project's id (repeatable), or `none`: personal tasks"),
+    ] = None,
+    assignee_id: Annotated[
+        uuid.UUID | Literal["me", "none"] | None,
+        Query(description="a member's id, `me`, or `none`: unassigned"),
+    ] = None,
+    label: Annotated[
+        list[
+            Annotated[
+                NoNulStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
+            ]
+        ]
+        | None,
+        Query(max_length=MAX_LABELS, description="a label (repeatable: every one must be there)"),
+    ] = None,
 ) -> TaskFilters:
+    projects = set(project_id or ())
     return TaskFilters(
         statuses=tuple(sorted({s.value for s in status or ()})),
         priorities=tuple(sorted({priority_rank(p) for p in priority or ()})),
         due_before=due_before,
         due_after=due_after,
         search=_search_term(q),
+        personal=not projects or "none" in projects,
+        all_projects=not projects,
+        project_ids=tuple(sorted(p for p in projects if isinstance(p, uuid.UUID))),
+        assignee=assignee_id,
+        label_keys=tuple(sorted({label_key(text) for text in label or ()})),
     )
 
 
@@ -84,21 +113,26 @@ def _task_cursors(secret: str) -> KeysetCursors:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskRead,
-    responses=error_responses(401, 415, 422),
+    responses=error_responses(401, 403, 404, 409, 415, 422),
 )
 async def create_task(
     body: TaskCreate,
     principal: CurrentPrincipal,
     db: Db,
+    settings: SettingsDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Create a task owned by the caller. With `Idempotency-Key`, a retry replays the first 201."""
+    """Create a personal task, or one in a project where the caller is an editor or more. With
+    `Idempotency-Key`, a retry replays the first 201."""
     if idempotency_key is None:
-        task = await task_service.create_task(db, owner_id=principal.user_id, data=body)
+        task = await task_service.create_task(
+            db, settings=settings, caller_id=principal.user_id, data=body
+        )
         return _created_response(render_task(task), task.id)
     created = await task_service.create_task_once(
         db,
+        settings=settings,
         owner_id=principal.user_id,
         key=idempotency_key,
         request_hash=_body_hash(await request.json()),
@@ -113,10 +147,16 @@ def _body_hash(parsed_body: Any) -> str:
 
 
 def _created_response(body: dict[str, Any], task_id: uuid.UUID) -> Response:
-    return json_response(body, status_code=201, headers={"Location": f"/api/v1/tasks/{task_id}"})
+    # A new task is at its first version, replayed or not.
+    headers = {"Location": f"/api/v1/tasks/{task_id}", "ETag": etags.etag(1)}
+    return json_response(body, status_code=201, headers=headers)
 
 
-@router.get("", response_model=TaskPage, responses=error_responses(401, 422))
+def _task_response(task: TaskRecord) -> Response:
+    return json_response(render_task(task), headers={"ETag": etag(task)})
+
+
+@router.get("", response_model=TaskPage, responses=error_responses(401, 404, 422))
 async def list_tasks(
     principal: CurrentPrincipal,
     db: Db,
@@ -126,10 +166,11 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
 ) -> Response:
-    """The caller's tasks, filtered and sorted, one keyset page at a time."""
+    """Every task the caller can see (personal ones and their projects'), filtered and sorted,
+    one keyset page at a time."""
     page = await task_service.list_tasks(
         db,
-        owner_id=principal.user_id,
+        caller_id=principal.user_id,
         filters=filters,
         sort=sort,
         limit=limit,
@@ -142,26 +183,46 @@ async def list_tasks(
 
 @router.get("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 422))
 async def get_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
-    """One of the caller's tasks; anyone else's is 404."""
-    task = await task_service.get_task(db, owner_id=principal.user_id, task_id=task_id)
-    return json_response(render_task(task))
+    """One task the caller can see, with its ETag; anyone else gets 404."""
+    task = await task_service.get_task(db, caller_id=principal.user_id, task_id=task_id)
+    return _task_response(task)
 
 
-@router.patch("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 415, 422))
+@router.patch(
+    "/{task_id}",
+    response_model=TaskRead,
+    responses=error_responses(401, 403, 404, 409, 412, 415, 422),
+)
 async def update_task(
-    task_id: uuid.UUID, body: TaskUpdate, principal: CurrentPrincipal, db: Db
+    task_id: uuid.UUID,
+    body: TaskUpdate,
+    principal: CurrentPrincipal,
+    db: Db,
+    settings: SettingsDep,
+    if_match: IfMatch = None,
 ) -> Response:
-    """Change some fields of one of the caller's tasks; the PATCH applies whole or not at all."""
+    """Change some fields of a task, or move it; the PATCH applies whole or not at all."""
     task = await task_service.update_task(
-        db, owner_id=principal.user_id, task_id=task_id, changes=body
+        db,
+        settings=settings,
+        caller_id=principal.user_id,
+        task_id=task_id,
+        changes=body,
+        if_match=tags(if_match),
     )
-    return json_response(render_task(task))
+    return _task_response(task)
 
 
 @router.delete(
-    "/{task_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 404, 422)
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 412, 422),
 )
-async def delete_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
-    """Delete one of the caller's tasks."""
-    await task_service.delete_task(db, owner_id=principal.user_id, task_id=task_id)
+async def delete_task(
+    task_id: uuid.UUID, principal: CurrentPrincipal, db: Db, if_match: IfMatch = None
+) -> Response:
+    """Delete a task (its comments and reminders go with it)."""
+    await task_service.delete_task(
+        db, caller_id=principal.user_id, task_id=task_id, if_match=tags(if_match)
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

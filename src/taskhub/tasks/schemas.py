@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from taskhub import etags
 from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
 from taskhub.tasks.models import TaskPriority, TaskStatus
 from taskhub.tasks.repository import TaskRecord
@@ -22,6 +23,27 @@ from taskhub.tasks.repository import TaskRecord
 PriorityName = Literal["low", "medium", "high"]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
+MAX_LABELS = 20
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+def label_key(label: str) -> str:
+    """Labels compare ignoring case in every script: `Ärger` and `ärger` are one label."""
+    return label.casefold()
+
+
+def _distinct_labels(labels: list[str]) -> list[str]:
+    """Each label once, in the order sent, spelled as first sent."""
+    distinct: dict[str, str] = {}
+    for label in labels:
+        distinct.setdefault(label_key(label), label)
+    if len(distinct) > MAX_LABELS:
+        raise ValueError(f"has {len(distinct)} distinct labels; at most {MAX_LABELS} are allowed")
+    return list(distinct.values())
+
+
+# Up to 20 distinct labels; a longer list of repeats is still bounded, so the work is too.
+Labels = Annotated[list[Label], Field(max_length=100), AfterValidator(_distinct_labels)]
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -69,6 +91,9 @@ class TaskCreate(InputModel):
     status: TaskStatus = TaskStatus.TODO
     priority: PriorityName = "medium"
     due_at: Timestamp | None = None
+    project_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+    labels: Labels = Field(default_factory=list)
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -76,7 +101,8 @@ def _no_default(schema: dict[str, Any]) -> None:
 
 
 class TaskUpdate(InputModel):
-    """Any subset of TaskCreate's fields; `null` clears description and due_at only."""
+    """Any subset of TaskCreate's fields; `null` clears description, due_at and assignee_id, and
+    moves a project task out of its project (`project_id`)."""
 
     # None only means "not sent": the schema offers no null (nor a null default) where null is 422.
     title: Title | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
@@ -86,8 +112,11 @@ class TaskUpdate(InputModel):
         default=None, json_schema_extra=_no_default
     )
     due_at: Timestamp | None = None
+    project_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+    labels: Labels | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
 
-    @field_validator("title", "status", "priority", mode="before")
+    @field_validator("title", "status", "priority", "labels", mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -97,6 +126,7 @@ class TaskUpdate(InputModel):
 
 class TaskRead(OutputModel):
     id: uuid.UUID
+    project_id: uuid.UUID | None
     title: str
     description: str | None
     status: TaskStatus
@@ -105,6 +135,9 @@ class TaskRead(OutputModel):
     completed_at: UTCTimestamp | None
     created_at: UTCTimestamp
     updated_at: UTCTimestamp
+    assignee_id: uuid.UUID | None
+    creator_id: uuid.UUID | None
+    labels: list[str]
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -133,4 +166,13 @@ def render_task(task: TaskRecord) -> dict[str, Any]:
         "completed_at": task.completed_at,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
+        "project_id": task.project_id,
+        "assignee_id": task.assignee_id,
+        "creator_id": task.creator_id,
+        "labels": task.labels,
     }
+
+
+def etag(task: TaskRecord) -> str:
+    """A strong validator: the version moves on with every change of the task."""
+    return etags.etag(task.version)

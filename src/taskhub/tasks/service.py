@@ -1,30 +1,44 @@
-"""Task rules: creation (idempotent with a key), whole-PATCH updates with completion tracking,
-owner-scoped reads and keyset pages."""
+"""Task rules: who may do what with a task (its owner, or its project's roles), creation
+(idempotent with a key), whole-PATCH updates with completion tracking, moves between projects,
+conditional writes (If-Match), quotas and keyset pages of everything the caller can see.
+
+The happy path of a write is one statement whose WHERE clause holds every rule; only when it
+writes nothing do the rules get read back one by one, to say why (404, 403, 412, 422 or 409).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from taskhub import pagination
+from taskhub import etags, pagination
 from taskhub.clock import new_id, utcnow
+from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
-from taskhub.errors import Conflict, NotFound, ValidationFailed
+from taskhub.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from taskhub.pagination import KeysetCursors, Page, Position
+from taskhub.projects import repository as project_repository
+from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
+from taskhub.projects.service import ARCHIVED, PROJECT_NOT_FOUND
 from taskhub.tasks import repository as task_repository
 from taskhub.tasks.models import SEARCH_SEPARATOR, TaskPriority, TaskStatus
-from taskhub.tasks.repository import SortOrder, TaskChanges, TaskFilters, TaskRecord
-from taskhub.tasks.schemas import TaskCreate, TaskUpdate, priority_rank, render_task
+from taskhub.tasks.repository import SortOrder, TaskAccess, TaskChanges, TaskFilters, TaskRecord
+from taskhub.tasks.schemas import TaskCreate, TaskUpdate, label_key, priority_rank, render_task
 
 TASK_NOT_FOUND = "Task not found"
+NOT_A_MEMBER = "is not a member of the task's project"
+NOT_YOURS = "a personal task can be assigned only to its creator"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 KEY_REUSED = "was already used with a different request body"
 STILL_IN_PROGRESS = "A request with this Idempotency-Key is still in progress; retry"
 _PRIORITY_RANKS = frozenset(rank.value for rank in TaskPriority)
+# Fields that can move a task or name a person: checked against memberships in a transaction.
+_MEMBERSHIP_FIELDS = frozenset({"project_id", "assignee_id"})
 
 
 def search_part(text: str | None) -> str:
@@ -41,12 +55,50 @@ def parse_sort(sort: str) -> SortOrder:
     return SortOrder(column=sort.lstrip("-"), descending=sort.startswith("-"))
 
 
-def _new_task(owner_id: uuid.UUID, data: TaskCreate) -> dict[str, Any]:
+def require(access: TaskAccess, action: Action) -> None:
+    """403 naming the least role that may take `action` in the task's project, unless the
+    caller's role may; read-only while the project is archived (reads excepted)."""
+    if access.role is None:  # the caller's own personal task
+        return
+    if not may(Role(access.role), action):
+        raise Forbidden(f"Requires the {LEAST_ROLE[action].value} role in this project")
+    if access.archived and action is not Action.SEE:
+        raise Forbidden(ARCHIVED)
+
+
+async def find_access(db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID) -> TaskAccess:
+    """The caller's rights on a task; 404 if they cannot see it (for comments too)."""
+    access = await task_repository.get_access(db, caller_id=caller_id, task_id=task_id)
+    if access is None:
+        raise NotFound(TASK_NOT_FOUND)
+    return access
+
+
+def _quota_reached(settings: Settings, project_id: uuid.UUID | None, count: int) -> Conflict:
+    if project_id is None:
+        name, limit, scope = "MAX_TASKS_PER_USER", settings.MAX_TASKS_PER_USER, "personal tasks"
+    else:
+        name, limit, scope = (
+            "MAX_TASKS_PER_PROJECT",
+            settings.MAX_TASKS_PER_PROJECT,
+            "tasks in the project",
+        )
+    return Conflict(f"{name} reached: {count} {scope}, the limit is {limit}")
+
+
+def _quota(settings: Settings, project_id: uuid.UUID | None) -> int:
+    return settings.MAX_TASKS_PER_USER if project_id is None else settings.MAX_TASKS_PER_PROJECT
+
+
+def _new_task(caller_id: uuid.UUID, data: TaskCreate) -> dict[str, Any]:
     """Every column of a new task."""
     now = utcnow()
     return {
         "id": new_id(),
-        "owner_id": owner_id,
+        "owner_id": caller_id if data.project_id is None else None,
+        "project_id": data.project_id,
+        "assignee_id": data.assignee_id,
+        "creator_id": caller_id,
         "title": data.title,
         "description": data.description,
         "status": data.status.value,
@@ -56,62 +108,245 @@ def _new_task(owner_id: uuid.UUID, data: TaskCreate) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
         "search_text": search_text(data.title, data.description),
+        "labels": data.labels,
+        "label_keys": [label_key(label) for label in data.labels],
+        "version": 1,
     }
 
 
-async def create_task(db: Queries, *, owner_id: uuid.UUID, data: TaskCreate) -> TaskRecord:
-    """One INSERT ... RETURNING in autocommit: the create is atomic without a transaction."""
-    return await task_repository.insert_task(db, values=_new_task(owner_id, data))
+async def create_task(
+    db: Queries, *, settings: Settings, caller_id: uuid.UUID, data: TaskCreate
+) -> TaskRecord:
+    """One INSERT ... SELECT ... RETURNING in autocommit: the create is atomic without a
+    transaction, and writes nothing unless the caller may, the assignee is a member and the
+    scope is below its quota."""
+    if data.project_id is None and data.assignee_id not in (None, caller_id):
+        raise ValidationFailed(loc=["body", "assignee_id"], msg=NOT_YOURS)
+    quota = _quota(settings, data.project_id)
+    values = _new_task(caller_id, data)
+    task = await task_repository.insert_task(db, caller_id=caller_id, values=values, quota=quota)
+    if task is None:
+        raise await _why_not_created(db, settings=settings, caller_id=caller_id, data=data)
+    return task
 
 
-async def get_task(db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> TaskRecord:
-    task = await task_repository.get_owned(db, owner_id=owner_id, task_id=task_id)
+async def _why_not_created(
+    db: Queries, *, settings: Settings, caller_id: uuid.UUID, data: TaskCreate
+) -> Exception:
+    if data.project_id is not None:
+        await _require_in_project(db, caller_id=caller_id, project_id=data.project_id)
+        if data.assignee_id is not None:
+            await _require_member(db, project_id=data.project_id, user_id=data.assignee_id)
+    count = await task_repository.count_in_scope(
+        db, caller_id=caller_id, project_id=data.project_id, quota=_quota(settings, data.project_id)
+    )
+    if count >= _quota(settings, data.project_id):
+        return _quota_reached(settings, data.project_id, count)
+    return Conflict("The project changed meanwhile; retry")
+
+
+async def _require_in_project(db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID) -> None:
+    """The caller may create tasks in the project: 404 if they cannot see it, 403 otherwise."""
+    project = await project_repository.get_visible(db, caller_id=caller_id, project_id=project_id)
+    if project is None:
+        raise NotFound(PROJECT_NOT_FOUND)
+    if not may(Role(project.role), Action.WRITE_TASKS):
+        raise Forbidden(f"Requires the {LEAST_ROLE[Action.WRITE_TASKS].value} role in this project")
+    if project.archived:
+        raise Forbidden(ARCHIVED)
+
+
+async def _require_member(db: Queries, *, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    if await project_repository.get_member(db, project_id=project_id, member_id=user_id) is None:
+        raise ValidationFailed(loc=["body", "assignee_id"], msg=NOT_A_MEMBER)
+
+
+async def get_task(db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID) -> TaskRecord:
+    task = await task_repository.get_visible(db, caller_id=caller_id, task_id=task_id)
     if task is None:
         raise NotFound(TASK_NOT_FOUND)
     return task
 
 
-async def update_task(
-    db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID, changes: TaskUpdate
-) -> TaskRecord:
-    """Apply the fields the client sent, whole; `completed_at` follows the status in and out of
-    `done`. An empty PATCH changes nothing, not even `updated_at`."""
-    sent = changes.model_fields_set
-    if not sent:
-        return await get_task(db, owner_id=owner_id, task_id=task_id)
-    values: dict[str, Any] = {name: getattr(changes, name) for name in sent}
+async def _expected_version(
+    db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID, if_match: Collection[str] | None
+) -> int | None:
+    """The version a conditional write must still find (None: any). Several tags are rare: the
+    current version is read to see whether one of them names it."""
+    if if_match is None or etags.ANY in if_match:
+        return None
+    versions = etags.versions_named(list(if_match))
+    if len(versions) == 1:
+        return next(iter(versions))
+    access = await find_access(db, caller_id=caller_id, task_id=task_id)
+    if access.version not in versions:
+        raise PreconditionFailed()
+    return access.version
+
+
+async def _why_refused(
+    db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID, expected: int | None
+) -> Exception:
+    """Why a write found nothing to change: 404, 403, or 412 (changed since, or meanwhile)."""
+    access = await find_access(db, caller_id=caller_id, task_id=task_id)
+    require(access, Action.WRITE_TASKS)
+    return PreconditionFailed()
+
+
+def _changes(changes: TaskUpdate, values: dict[str, Any]) -> TaskChanges:
     if "priority" in values:
         values["priority"] = priority_rank(values["priority"])
     if "status" in values:
         values["status"] = TaskStatus(values["status"]).value
-    task = await task_repository.update_owned(
-        db,
-        owner_id=owner_id,
-        task_id=task_id,
-        changes=TaskChanges(
-            sent=frozenset(sent),
+    if "labels" in values:
+        values["label_keys"] = [label_key(label) for label in values["labels"]]
+    sent = changes.model_fields_set
+    return TaskChanges(
+        sent=frozenset(sent),
+        values=values,
+        title_search=search_part(values["title"]) if "title" in sent else None,
+        description_search=search_part(values["description"]) if "description" in sent else None,
+    )
+
+
+async def update_task(
+    db: Database,
+    *,
+    settings: Settings,
+    caller_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: TaskUpdate,
+    if_match: Collection[str] | None,
+) -> TaskRecord:
+    """Apply the fields the client sent, whole; `completed_at` follows the status in and out of
+    `done`. An empty PATCH changes nothing, not even `updated_at` (but If-Match still holds)."""
+    expected = await _expected_version(db, caller_id=caller_id, task_id=task_id, if_match=if_match)
+    sent = changes.model_fields_set
+    if not sent:
+        current = await get_task(db, caller_id=caller_id, task_id=task_id)
+        if expected is not None and current.version != expected:
+            raise PreconditionFailed()
+        return current
+    values: dict[str, Any] = {name: getattr(changes, name) for name in sent}
+    if sent & _MEMBERSHIP_FIELDS:
+        return await _move_or_assign(
+            db,
+            settings=settings,
+            caller_id=caller_id,
+            task_id=task_id,
+            changes=changes,
             values=values,
-            title_search=search_part(values["title"]) if "title" in sent else None,
-            description_search=(
-                search_part(values["description"]) if "description" in sent else None
-            ),
-        ),
+            expected=expected,
+        )
+    task = await task_repository.update_task(
+        db,
+        caller_id=caller_id,
+        task_id=task_id,
+        changes=_changes(changes, values),
+        expected_version=expected,
         now=utcnow(),
     )
     if task is None:
-        raise NotFound(TASK_NOT_FOUND)
+        raise await _why_refused(db, caller_id=caller_id, task_id=task_id, expected=expected)
     return task
 
 
-async def delete_task(db: Queries, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> None:
-    if not await task_repository.delete_owned(db, owner_id=owner_id, task_id=task_id):
-        raise NotFound(TASK_NOT_FOUND)
+async def _move_or_assign(
+    db: Database,
+    *,
+    settings: Settings,
+    caller_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: TaskUpdate,
+    values: dict[str, Any],
+    expected: int | None,
+) -> TaskRecord:
+    """A PATCH that moves the task or names an assignee: the memberships it relies on are read
+    in the transaction that writes, with the task's row locked.
+
+    Moving needs the right to delete tasks where it is and to create them in the target; to
+    `null` it becomes the mover's personal task (they become its creator). An assignee who is
+    not a member of the target is cleared, unless the PATCH names one, who then must be.
+    """
+    async with db.transaction() as tx:
+        access = await task_repository.get_access(
+            tx, caller_id=caller_id, task_id=task_id, lock=True
+        )
+        if access is None:
+            raise NotFound(TASK_NOT_FOUND)
+        require(access, Action.WRITE_TASKS)
+        if expected is not None and access.version != expected:
+            raise PreconditionFailed()
+        target = values.get("project_id", access.project_id)
+        moved = target != access.project_id
+        if moved:
+            if target is not None:
+                await _require_in_project(tx, caller_id=caller_id, project_id=target)
+            count = await task_repository.count_in_scope(
+                tx, caller_id=caller_id, project_id=target, quota=_quota(settings, target)
+            )
+            if count >= _quota(settings, target):
+                raise _quota_reached(settings, target, count)
+            values["owner_id"] = caller_id if target is None else None
+            if target is None:
+                values["creator_id"] = caller_id
+        assignee = values.get("assignee_id", access.assignee_id)
+        if assignee is not None and not await _may_be_assigned(tx, caller_id, target, assignee):
+            if "assignee_id" in values:
+                msg = NOT_YOURS if target is None else NOT_A_MEMBER
+                raise ValidationFailed(loc=["body", "assignee_id"], msg=msg)
+            values["assignee_id"] = None
+        task = await task_repository.update_task(
+            tx,
+            caller_id=caller_id,
+            task_id=task_id,
+            changes=_changes(changes, values),
+            expected_version=None,
+            now=utcnow(),
+        )
+    if task is None:  # the caller's right went meanwhile (their membership is locked for the write)
+        raise await _why_refused(db, caller_id=caller_id, task_id=task_id, expected=expected)
+    return task
+
+
+async def _may_be_assigned(
+    db: Queries, caller_id: uuid.UUID, project_id: uuid.UUID | None, assignee: uuid.UUID
+) -> bool:
+    if project_id is None:
+        return assignee == caller_id
+    return (
+        await project_repository.get_member(db, project_id=project_id, member_id=assignee)
+        is not None
+    )
+
+
+async def delete_task(
+    db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID, if_match: Collection[str] | None
+) -> None:
+    expected = await _expected_version(db, caller_id=caller_id, task_id=task_id, if_match=if_match)
+    deleted = await task_repository.delete_task(
+        db, caller_id=caller_id, task_id=task_id, expected_version=expected
+    )
+    if not deleted:
+        raise await _why_refused(db, caller_id=caller_id, task_id=task_id, expected=expected)
+
+
+async def check_project_filter(
+    db: Queries, *, caller_id: uuid.UUID, project_ids: Collection[uuid.UUID]
+) -> None:
+    """A `project_id` filter naming a project the caller cannot see is 404."""
+    for project_id in project_ids:
+        if (
+            await project_repository.get_visible(db, caller_id=caller_id, project_id=project_id)
+            is None
+        ):
+            raise NotFound(PROJECT_NOT_FOUND)
 
 
 async def list_tasks(
     db: Queries,
     *,
-    owner_id: uuid.UUID,
+    caller_id: uuid.UUID,
     filters: TaskFilters,
     sort: str,
     limit: int,
@@ -119,14 +354,15 @@ async def list_tasks(
     cursors: KeysetCursors,
 ) -> Page[TaskRecord]:
     """One page, and the cursor of the next one when there is more."""
+    await check_project_filter(db, caller_id=caller_id, project_ids=filters.project_ids)
     order = parse_sort(sort)
     return await cursors.fetch_page(
         cursor=cursor,
-        scope=listing_scope(owner_id=owner_id, order=order, filters=filters),
+        scope=listing_scope(caller_id=caller_id, order=order, filters=filters),
         parse_key=_key_parser(order),
         limit=limit,
-        fetch=lambda after, count: task_repository.list_owned(
-            db, owner_id=owner_id, filters=filters, order=order, after=after, limit=count
+        fetch=lambda after, count: task_repository.list_visible(
+            db, caller_id=caller_id, filters=filters, order=order, after=after, limit=count
         ),
         position_of=lambda task: Position(key=getattr(task, order.column), last_id=task.id),
     )
@@ -138,17 +374,23 @@ def _key_parser(order: SortOrder) -> pagination.KeyParser:
     return pagination.timestamp_key(nullable=order.nullable)
 
 
-def listing_scope(*, owner_id: uuid.UUID, order: SortOrder, filters: TaskFilters) -> str:
+def listing_scope(*, caller_id: uuid.UUID, order: SortOrder, filters: TaskFilters) -> str:
     """Everything that defines the listing; a cursor only fits the listing it came from."""
+    assignee = filters.assignee
     return pagination.listing_scope(
         {
-            "owner": str(owner_id),
+            "owner": str(caller_id),
             "sort": [order.column, order.descending],
             "status": sorted(filters.statuses),
             "priority": sorted(filters.priorities),
             "due_before": pagination.instant(filters.due_before),
             "due_after": pagination.instant(filters.due_after),
             "q": filters.search,
+            "personal": filters.personal,
+            "all_projects": filters.all_projects,
+            "projects": sorted(str(project) for project in filters.project_ids),
+            "assignee": None if assignee is None else str(assignee),
+            "labels": sorted(filters.label_keys),
         }
     )
 
@@ -162,7 +404,13 @@ class CreatedTask:
 
 
 async def create_task_once(
-    db: Database, *, owner_id: uuid.UUID, key: str, request_hash: str, data: TaskCreate
+    db: Database,
+    *,
+    settings: Settings,
+    owner_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    data: TaskCreate,
 ) -> CreatedTask:
     """Create a task at most once per (owner, Idempotency-Key) within 24 hours.
 
@@ -183,7 +431,7 @@ async def create_task_once(
                 expires_at=now + IDEMPOTENCY_WINDOW,
             )
             if claimed:
-                task = await create_task(tx, owner_id=owner_id, data=data)
+                task = await create_task(tx, settings=settings, caller_id=owner_id, data=data)
                 body = render_task(task)
                 await task_repository.record_response(
                     tx,
