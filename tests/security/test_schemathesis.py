@@ -58,8 +58,14 @@ UNSAYABLE_REFUSALS = (
     (("body",), "must not be the same as the username"),
     # A valid RFC 3339 time with no UTC equivalent (9999-12-31T23:00:00-05:00).
     ((), "is out of range once converted to UTC"),
-    # A title of blanks: it is trimmed before its minLength applies.
+    # A title or label of blanks: it is trimmed before its minLength applies.
     (("body", "title"), "at least 1 character"),
+    (("body", "labels"), "at least 1 character"),
+    # Labels are counted once per spelling ignoring case: up to 20 distinct in a longer list.
+    (("body", "labels"), "distinct labels"),
+    # State, not shape: an assignee must be a member of the task's project (or its creator).
+    (("body", "assignee_id"), "is not a member of the task's project"),
+    (("body", "assignee_id"), "a personal task can be assigned only to its creator"),
 )
 
 

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from pydantic import StringConstraints
 
 from taskhub import etags
 from taskhub.auth.dependencies import CurrentPrincipal
@@ -25,6 +24,7 @@ from taskhub.tasks.models import SEARCH_SEPARATOR, TaskStatus
 from taskhub.tasks.repository import TaskFilters, TaskRecord
 from taskhub.tasks.schemas import (
     MAX_LABELS,
+    Label,
     PriorityName,
     SortKey,
     TaskCreate,
@@ -68,12 +68,7 @@ async def task_filters(
         Query(description="a member's id, `me`, or `none`: unassigned"),
     ] = None,
     label: Annotated[
-        list[
-            Annotated[
-                NoNulStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
-            ]
-        ]
-        | None,
+        list[Label] | None,
         Query(max_length=MAX_LABELS, description="a label (repeatable: every one must be there)"),
     ] = None,
 ) -> TaskFilters:

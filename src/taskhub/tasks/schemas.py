@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from taskhub import etags
-from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
+from taskhub.schemas import InputModel, OutputModel, UTCTimestamp, reject_nul
 from taskhub.tasks.models import TaskPriority, TaskStatus
 from taskhub.tasks.repository import TaskRecord
 
@@ -24,7 +24,11 @@ PriorityName = Literal["low", "medium", "high"]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
 MAX_LABELS = 20
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+    AfterValidator(reject_nul),
+]
 
 
 def label_key(label: str) -> str:
@@ -114,7 +118,8 @@ class TaskUpdate(InputModel):
     due_at: Timestamp | None = None
     project_id: uuid.UUID | None = None
     assignee_id: uuid.UUID | None = None
-    labels: Labels | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    # Sent or not is what counts (model_fields_set); `null` is refused below.
+    labels: Labels = Field(default_factory=list, json_schema_extra=_no_default)
 
     @field_validator("title", "status", "priority", "labels", mode="before")
     @classmethod
