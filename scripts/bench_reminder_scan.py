@@ -46,10 +46,11 @@ def prepare(url: str, *, tasks: int, users: int) -> None:
         # Every task pending and due within the window [now - lead, now + lead].
         connection.execute(
             sa.text(
-                "INSERT INTO task (id, owner_id, title, status, priority, due_at, created_at,"
-                " updated_at, search_text) "
-                "SELECT gen_random_uuid(), u.id, 'task ' || n, 'todo', 2,"
-                " now() + make_interval(secs => (n % 3000) - 1500), now(), now(), 'task' "
+                "INSERT INTO task (id, owner_id, creator_id, title, status, priority, due_at,"
+                " created_at, updated_at, search_text, labels, label_keys) "
+                "SELECT gen_random_uuid(), u.id, u.id, 'task ' || n, 'todo', 2,"
+                " now() + make_interval(secs => (n % 3000) - 1500), now(), now(), 'task',"
+                " '{}', '{}' "
                 "FROM generate_series(1, :n) n "
                 "JOIN (SELECT id, row_number() OVER () - 1 AS k FROM user_account) u"
                 " ON u.k = n % :users"

@@ -226,6 +226,10 @@ async def seed_due_tasks(app: FastAPI, *, owner_id: str, count: int) -> None:
             "created_at": now,
             "updated_at": now,
             "search_text": f"task {index}\n",
+            "creator_id": uuid.UUID(owner_id),
+            "labels": [],
+            "label_keys": [],
+            "version": 1,
         }
         for index in range(count)
     ]

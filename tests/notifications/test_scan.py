@@ -97,6 +97,10 @@ async def seed_tasks(
             "created_at": now,
             "updated_at": now,
             "search_text": f"seeded {index}\n",
+            "creator_id": uuid.UUID(owner_id),
+            "labels": [],
+            "label_keys": [],
+            "version": 1,
         }
         for index, due_at in enumerate(due_ats)
     ]
