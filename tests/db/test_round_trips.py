@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from tests.helpers import API, ApiUser, create_task
+from tests.projects.helpers import add_member, make_project
 
 
 @contextmanager
@@ -76,3 +77,33 @@ async def test_a_keyed_create_is_one_transaction(
     assert sent[0] == "SELECT"  # the auth check, on its own
     assert (sent[1], sent[-1]) == ("BEGIN", "COMMIT")
     assert sent.count("INSERT") == 2  # the claim and the task
+
+
+async def test_a_project_task_costs_the_round_trips_of_a_personal_one(
+    client: httpx.AsyncClient, alice: ApiUser, bob: ApiUser, app: FastAPI
+) -> None:
+    """The membership check is in the statement that reads or writes the task: reading,
+    listing, creating, changing and deleting a project task as a member cost what they cost for
+    a personal task (the auth check and one statement)."""
+    project = await make_project(client, alice)
+    await add_member(client, alice, project["id"], bob.username, "editor")
+    with statements(app) as sent:
+        created = await client.post(
+            f"{API}/tasks",
+            json={"title": "shared", "project_id": project["id"]},
+            headers=bob.headers,
+        )
+    assert created.status_code == 201
+    assert sent == ["SELECT", "INSERT"]
+    url = f"{API}/tasks/{created.json()['id']}"
+    for path in (f"{API}/tasks", url):
+        with statements(app) as sent:
+            assert (await client.get(path, headers=bob.headers)).status_code == 200
+        assert sent == ["SELECT", "SELECT"], path
+    with statements(app) as sent:
+        patched = await client.patch(url, json={"title": "renamed"}, headers=alice.headers)
+    assert patched.status_code == 200
+    assert sent == ["SELECT", "UPDATE"]
+    with statements(app) as sent:
+        assert (await client.delete(url, headers=bob.headers)).status_code == 204
+    assert sent == ["SELECT", "DELETE"]
