@@ -149,6 +149,23 @@ async def get_visible(
     return await db.record(_GET_VISIBLE, params, ProjectRecord)
 
 
+@lru_cache(maxsize=32)
+def _count_memberships(count: int) -> Executable:
+    chosen = [bindparam(f"project_{i}", type_=ProjectMember.project_id.type) for i in range(count)]
+    return select(func.count()).where(
+        ProjectMember.user_id == bindparam("caller_id"), ProjectMember.project_id.in_(chosen)
+    )
+
+
+async def count_memberships(
+    db: Queries, *, caller_id: uuid.UUID, project_ids: tuple[uuid.UUID, ...]
+) -> int:
+    """Of these (distinct) projects, how many the caller belongs to."""
+    params: dict[str, Any] = {f"project_{i}": pid for i, pid in enumerate(project_ids)}
+    statement = _count_memberships(len(project_ids))
+    return int(await db.scalar(statement, {**params, "caller_id": caller_id}))
+
+
 async def lock_caller(db: Queries, *, caller_id: uuid.UUID) -> None:
     await db.execute(_LOCK_CALLER, {"caller_id": caller_id})
 

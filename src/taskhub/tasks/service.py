@@ -332,15 +332,13 @@ async def delete_task(
 
 
 async def check_project_filter(
-    db: Queries, *, caller_id: uuid.UUID, project_ids: Collection[uuid.UUID]
+    db: Queries, *, caller_id: uuid.UUID, project_ids: tuple[uuid.UUID, ...]
 ) -> None:
-    """A `project_id` filter naming a project the caller cannot see is 404."""
-    for project_id in project_ids:
-        if (
-            await project_repository.get_visible(db, caller_id=caller_id, project_id=project_id)
-            is None
-        ):
-            raise NotFound(PROJECT_NOT_FOUND)
+    """A `project_id` filter naming a project the caller cannot see is 404 (one statement)."""
+    if project_ids and await project_repository.count_memberships(
+        db, caller_id=caller_id, project_ids=project_ids
+    ) < len(project_ids):
+        raise NotFound(PROJECT_NOT_FOUND)
 
 
 async def list_tasks(
