@@ -20,11 +20,9 @@ from tests.projects.helpers import PROJECTS, add_member, make_project
 from tests.tasks.helpers import TASKS, task_url
 
 
-async def create(
-    client: httpx.AsyncClient, user: ApiUser, status: int = 201, **fields: Any
-) -> dict[str, Any]:
+async def create(client: httpx.AsyncClient, user: ApiUser, **fields: Any) -> dict[str, Any]:
     response = await client.post(TASKS, json={"title": "Task", **fields}, headers=user.headers)
-    assert response.status_code == status, response.text
+    assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
 
@@ -502,3 +500,28 @@ async def test_a_removal_committed_while_a_members_patch_waits_is_never_overtake
     else:
         assert_problem(patched, 404)
         assert title == "Task"
+
+
+async def test_the_new_filters_combine_with_v1s(
+    client: httpx.AsyncClient, alice: ApiUser, bob: ApiUser, project: dict[str, Any]
+) -> None:
+    pid = project["id"]
+    wanted = {"project_id": pid, "labels": ["Ops"], "status": "in_progress", "assignee_id": bob.id}
+    await create(client, alice, title="deploy the api", priority="high", **wanted)
+    await create(client, alice, title="deploy the docs", priority="low", **wanted)
+    await create(client, alice, title="deploy personal", labels=["ops"], status="in_progress")
+    await create(client, alice, title="deploy undone", project_id=pid, labels=["ops"])
+    found = await listing(
+        client,
+        bob,
+        project_id=pid,
+        label="OPS",
+        status="in_progress",
+        assignee_id="me",
+        priority="high",
+        q="DEPLOY",
+        sort="-priority",
+    )
+    assert titles(found) == {"deploy the api"}
+    personal_too = await listing(client, alice, label="ops", status="in_progress", q="deploy")
+    assert titles(personal_too) == {"deploy the api", "deploy the docs", "deploy personal"}
