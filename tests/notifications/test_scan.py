@@ -90,6 +90,7 @@ async def seed_tasks(
         {
             "id": uuid.uuid4(),
             "owner_id": uuid.UUID(owner_id),
+            "creator_id": uuid.UUID(owner_id),
             "title": f"seeded {index}",
             "status": status,
             "priority": 2,
@@ -97,6 +98,7 @@ async def seed_tasks(
             "created_at": now,
             "updated_at": now,
             "search_text": f"seeded {index}\n",
+            # Every column the app writes: on PostgreSQL the runner applies no Python defaults.
             "creator_id": uuid.UUID(owner_id),
             "labels": [],
             "label_keys": [],

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
 from taskhub import pagination
 from taskhub.db.runner import IntegrityViolation, Queries, selecting
 from taskhub.notifications.models import Notification
 from taskhub.pagination import Position
+from taskhub.projects.models import ProjectMember
 from taskhub.tasks.models import PENDING_WITH_DUE_DATE, Task
 
 
@@ -31,7 +32,7 @@ class NotificationRecord:
 @dataclass(frozen=True, slots=True)
 class DueTask:
     id: uuid.UUID
-    owner_id: uuid.UUID
+    recipient_id: uuid.UUID
     title: str
     due_at: datetime
 
@@ -104,13 +105,26 @@ async def mark_read(
 
 
 _REMINDED = exists().where(Notification.task_id == Task.id, Notification.task_due_at == Task.due_at)
-_DUE_TASKS = select(*selecting(DueTask, Task.id, Task.owner_id, Task.title, Task.due_at)).where(
+# Who a project task's reminder is for: its assignee, or its creator when it has none.
+_PROJECT_RECIPIENT = func.coalesce(Task.assignee_id, Task.creator_id)
+# ...only while they are a member of the task's project (one primary-key probe per task). A task
+# whose recipient left (or whose creator's account is gone, with no assignee) is not reminded; it
+# stays unreminded, so whoever is assigned to it later within the window gets the reminder.
+_RECIPIENT_IS_MEMBER = exists().where(
+    ProjectMember.project_id == Task.project_id, ProjectMember.user_id == _PROJECT_RECIPIENT
+)
+_RECIPIENT = case((Task.project_id.is_(None), Task.owner_id), else_=_PROJECT_RECIPIENT).label(
+    "recipient_id"
+)
+_DUE_TASKS = select(*selecting(DueTask, Task.id, _RECIPIENT, Task.title, Task.due_at)).where(
     # The partial index's own predicate, as SQL text: `status != :param` would keep
     # PostgreSQL from using that index in a generic (cached) plan of a prepared statement.
     PENDING_WITH_DUE_DATE,
     Task.due_at >= bindparam("window_start", type_=Task.due_at.type),
     Task.due_at <= bindparam("window_end", type_=Task.due_at.type),
     ~_REMINDED,
+    # A personal task's owner always gets it; a project task's recipient while a member.
+    or_(Task.project_id.is_(None), _RECIPIENT_IS_MEMBER),
 )
 _DUE_TASKS_FIRST = _DUE_TASKS.order_by(Task.due_at, Task.id).limit(bindparam("limit"))
 _DUE_TASKS_AFTER = (
@@ -141,8 +155,10 @@ async def due_tasks_batch(
     after: Position | None,
     limit: int,
 ) -> list[DueTask]:
-    """Pending tasks due in [window_start, window_end] with no reminder for their current due_at,
-    in (due_at, id) order, served by the partial index on pending tasks' due dates."""
+    """Pending tasks due in [window_start, window_end] with no reminder for their current due_at
+    and someone to remind (the owner of a personal task; a project task's assignee, else its
+    creator, while a member), in (due_at, id) order, served by the partial index on pending
+    tasks' due dates."""
     params: dict[str, Any] = {
         "window_start": window_start,
         "window_end": window_end,

@@ -30,7 +30,9 @@ async def scan_due_reminders(
     now: datetime | None = None,
     batch_size: int = SCAN_BATCH_SIZE,
 ) -> int:
-    """Create one `task_due` notification for every pending task whose reminder time has come.
+    """Create one `task_due` notification for every pending task whose reminder time has come:
+    for its owner (personal task), or its assignee, else its creator, while still a member of the
+    task's project.
 
     Due means `due_at - lead <= now <= due_at + lead`: tasks entered with dates long past are not
     reminded. Safe to run twice, concurrently, or to die half-way: each batch commits on its own
@@ -58,7 +60,7 @@ async def scan_due_reminders(
 def _reminder_row(task: DueTask, now: datetime) -> dict[str, Any]:
     return {
         "id": new_id(),
-        "user_id": task.owner_id,
+        "user_id": task.recipient_id,
         "task_id": task.id,
         "task_due_at": task.due_at,
         "kind": TASK_DUE,

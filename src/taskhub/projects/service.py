@@ -214,9 +214,10 @@ async def put_member(
 
 
 async def remove_member(
-    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID, username: str
+    db: Database, *, caller_id: uuid.UUID, project_id: uuid.UUID, username: str
 ) -> None:
-    """Anyone may leave; admins remove members below admin, the owner removes admins too."""
+    """Anyone may leave; admins remove members below admin, the owner removes admins too. The
+    member's assignments in the project become null in the same transaction."""
     project = await get_project(db, caller_id=caller_id, project_id=project_id)
     person = await project_repository.find_person(
         db, project_id=project_id, username=username.lower()
@@ -227,8 +228,14 @@ async def remove_member(
         raise Conflict(OWNER_STAYS)
     if person.id != caller_id:
         require(project, _action_for(person.role))
-    if not await project_repository.remove_member(db, project_id=project_id, member_id=person.id):
-        raise NotFound(MEMBER_NOT_FOUND)
+    async with db.transaction() as tx:
+        if not await project_repository.remove_member(
+            tx, project_id=project_id, member_id=person.id
+        ):
+            raise NotFound(MEMBER_NOT_FOUND)
+        await project_repository.unassign(
+            tx, project_id=project_id, member_id=person.id, now=utcnow()
+        )
 
 
 async def transfer(

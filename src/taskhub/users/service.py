@@ -6,6 +6,7 @@ import uuid
 
 from taskhub.auth import service as auth_service
 from taskhub.auth.password_rules import check_new_password
+from taskhub.clock import utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database
 from taskhub.errors import Conflict, Unauthorized
@@ -59,7 +60,9 @@ async def delete_account(db: Database, *, user_id: uuid.UUID) -> None:
     """Delete the user and, by cascade, everything they own; their tokens die with the sessions.
 
     A project the user owns with other members in it would be left without an owner: 409 naming
-    those projects until ownership is transferred. Projects they are alone in go with them.
+    those projects until ownership is transferred. Projects they are alone in go with them. Tasks
+    in other projects stay, unassigned where they were the assignee and without a creator where
+    they created them; their comments stay without an author (the foreign key's SET NULL).
     """
     async with db.transaction() as tx:
         await project_repository.lock_caller(tx, caller_id=user_id)
@@ -67,4 +70,5 @@ async def delete_account(db: Database, *, user_id: uuid.UUID) -> None:
         if shared:
             raise Conflict("Transfer the ownership of these projects first: " + ", ".join(shared))
         await project_repository.delete_sole_projects(tx, caller_id=user_id)
+        await project_repository.forget_person(tx, user_id=user_id, now=utcnow())
         await auth_service.delete_account(tx, user_id=user_id)
