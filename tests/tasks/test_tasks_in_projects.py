@@ -525,3 +525,36 @@ async def test_the_new_filters_combine_with_v1s(
     assert titles(found) == {"deploy the api"}
     personal_too = await listing(client, alice, label="ops", status="in_progress", q="deploy")
     assert titles(personal_too) == {"deploy the api", "deploy the docs", "deploy personal"}
+
+
+async def test_an_assignee_removed_while_a_task_is_assigned_to_them_is_never_left_assigned(
+    client: httpx.AsyncClient,
+    alice: ApiUser,
+    bob: ApiUser,
+    project: dict[str, Any],
+    database_url: str,
+    is_postgres: bool,
+) -> None:
+    """Bob's membership is being deleted (not yet committed) when Alice assigns him a new task:
+    the create waits for the removal and then refuses him (422), instead of writing an
+    assignee who is no longer a member."""
+    if not is_postgres:
+        pytest.skip("PostgreSQL only: SQLite serialises every write")
+    holder = await psycopg.AsyncConnection.connect(database_url)
+    async with holder:
+        async with holder.transaction():
+            await holder.execute(
+                "DELETE FROM project_member WHERE project_id = %s AND user_id = %s",
+                [project["id"], bob.id],
+            )
+            creating = asyncio.create_task(
+                client.post(
+                    TASKS,
+                    json={"title": "for bob", "project_id": project["id"], "assignee_id": bob.id},
+                    headers=alice.headers,
+                )
+            )
+            await asyncio.sleep(0.3)  # the create now waits on Bob's membership row
+        created = await creating
+    assert_problem(created, 422)
+    assert await listing(client, alice) == []

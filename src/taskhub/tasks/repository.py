@@ -124,26 +124,35 @@ _CALLER = bindparam("caller_id", type_=Task.owner_id.type)
 _THIS_TASK = Task.id == bindparam("task_id")
 
 
-def _membership(*, of: Any, roles: tuple[str, ...] = (), writable: bool = False) -> Any:
-    """The caller's membership of project `of` (a column or parameter), with one of `roles`.
+def _membership(
+    *,
+    of: Any,
+    who: Any = _CALLER,
+    roles: tuple[str, ...] = (),
+    writable: bool = False,
+    locked: bool = False,
+) -> Any:
+    """`who`'s membership (the caller's unless said) of project `of` (a column or parameter),
+    with one of `roles`; `writable`: of a live (not archived) project.
 
-    A write locks the membership it relies on (FOR SHARE): a removal committed first makes the
-    write find nothing, and a removal that comes later waits until the write has committed.
+    A write locks the memberships it relies on (FOR SHARE, `locked`): a removal committed first
+    makes the write find nothing, and a removal that comes later waits until the write has
+    committed. So neither a removed member's write nor a removed assignee survives a removal.
     """
     query = (
         select(literal(1))
         .select_from(ProjectMember)
-        .where(ProjectMember.project_id == of, ProjectMember.user_id == _CALLER)
+        .where(ProjectMember.project_id == of, ProjectMember.user_id == who)
     )
     if roles:
         # One bound value per role, not an "expanding" IN: the runner compiles a statement once.
         query = query.where(ProjectMember.role.in_([literal(role) for role in roles]))
     if writable:
-        query = (
-            query.join(Project, Project.id == ProjectMember.project_id)
-            .where(Project.archived.is_(False))
-            .with_for_update(read=True, of=ProjectMember)
+        query = query.join(Project, Project.id == ProjectMember.project_id).where(
+            Project.archived.is_(False)
         )
+    if locked:
+        query = query.with_for_update(read=True, of=ProjectMember)
     return query.exists()
 
 
@@ -155,7 +164,7 @@ def _may_write(action: Action) -> ColumnElement[bool]:
     """The caller's personal task, or a task of a live project where their role may `action`."""
     return or_(
         Task.owner_id == _CALLER,
-        _membership(of=Task.project_id, roles=roles_allowed(action), writable=True),
+        _membership(of=Task.project_id, roles=roles_allowed(action), writable=True, locked=True),
     )
 
 
@@ -180,6 +189,22 @@ _ACCESS = (
     .where(_THIS_TASK, or_(Task.owner_id == _CALLER, ProjectMember.user_id.is_not(None)))
 )
 _ACCESS_FOR_UPDATE = _ACCESS.with_for_update(of=Task)
+
+
+_ASSIGNABLE = select(
+    _membership(
+        of=bindparam("project_id", type_=Task.project_id.type),
+        who=bindparam("assignee_id", type_=Task.assignee_id.type),
+        locked=True,
+    )
+)
+
+
+async def is_assignable(db: Queries, *, project_id: uuid.UUID, assignee_id: uuid.UUID) -> bool:
+    """Whether someone is a member of the project, their membership held (FOR SHARE) until the
+    transaction ends: a removal cannot slip between this check and the write that relies on it."""
+    params = {"project_id": project_id, "assignee_id": assignee_id}
+    return bool(await db.scalar(_ASSIGNABLE, params))
 
 
 async def get_visible(
@@ -216,17 +241,12 @@ def _insert_statement(*, in_project: bool, assigned: bool) -> Executable:
     conditions: list[Any] = []
     if in_project:
         project = bindparam("project_id", type_=Task.project_id.type)
-        conditions.append(
-            _membership(of=project, roles=roles_allowed(Action.WRITE_TASKS), writable=True)
-        )
+        writer = roles_allowed(Action.WRITE_TASKS)
+        conditions.append(_membership(of=project, roles=writer, writable=True, locked=True))
         conditions.append(_bounded_count(Task.project_id == project) < bindparam("quota"))
         if assigned:
             assignee = bindparam("assignee_id", type_=Task.assignee_id.type)
-            conditions.append(
-                select(literal(1))
-                .where(ProjectMember.project_id == project, ProjectMember.user_id == assignee)
-                .exists()
-            )
+            conditions.append(_membership(of=project, who=assignee, locked=True))
     else:
         conditions.append(_bounded_count(Task.owner_id == _CALLER) < bindparam("quota"))
     row = select(*(bindparam(name, type_=_COLUMN_TYPES[name]) for name in names)).where(*conditions)

@@ -314,10 +314,7 @@ async def _may_be_assigned(
 ) -> bool:
     if project_id is None:
         return assignee == caller_id
-    return (
-        await project_repository.get_member(db, project_id=project_id, member_id=assignee)
-        is not None
-    )
+    return await task_repository.is_assignable(db, project_id=project_id, assignee_id=assignee)
 
 
 async def delete_task(
