@@ -238,11 +238,29 @@ async def update_task(
             values=values,
             expected=expected,
         )
-    task = await task_repository.update_task(
+    return await _write(
         db,
         caller_id=caller_id,
         task_id=task_id,
         changes=_changes(changes, values),
+        expected=expected,
+    )
+
+
+async def _write(
+    db: Queries,
+    *,
+    caller_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: TaskChanges,
+    expected: int | None,
+) -> TaskRecord:
+    """The one UPDATE of a PATCH; if it changed nothing, why (404, 403 or 412)."""
+    task = await task_repository.update_task(
+        db,
+        caller_id=caller_id,
+        task_id=task_id,
+        changes=changes,
         expected_version=expected,
         now=utcnow(),
     )
@@ -296,17 +314,13 @@ async def _move_or_assign(
                 msg = NOT_YOURS if target is None else NOT_A_MEMBER
                 raise ValidationFailed(loc=["body", "assignee_id"], msg=msg)
             values["assignee_id"] = None
-        task = await task_repository.update_task(
+        return await _write(
             tx,
             caller_id=caller_id,
             task_id=task_id,
             changes=_changes(changes, values),
-            expected_version=None,
-            now=utcnow(),
+            expected=None,
         )
-    if task is None:  # the caller's right went meanwhile (their membership is locked for the write)
-        raise await _why_refused(db, caller_id=caller_id, task_id=task_id, expected=expected)
-    return task
 
 
 async def _may_be_assigned(
