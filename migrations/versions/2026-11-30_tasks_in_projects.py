@@ -44,7 +44,11 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("version", sa.Integer(), server_default="1", nullable=False))
         batch.create_foreign_key(
-            op.f("fk_task_project_id_project"), "project", ["project_id"], ["id"], ondelete="CASCADE"
+            op.f("fk_task_project_id_project"),
+            "project",
+            ["project_id"],
+            ["id"],
+            ondelete="CASCADE",
         )
         batch.create_foreign_key(
             op.f("fk_task_assignee_id_user_account"),
@@ -69,7 +73,9 @@ def upgrade() -> None:
         batch.alter_column("labels", server_default=None)
         batch.alter_column("label_keys", server_default=None)
     for column in SORT_COLUMNS:
-        op.create_index(op.f(f"ix_task_project_id_{column}_id"), "task", ["project_id", column, "id"])
+        op.create_index(
+            op.f(f"ix_task_project_id_{column}_id"), "task", ["project_id", column, "id"]
+        )
     op.create_index(op.f("ix_task_assignee_id"), "task", ["assignee_id"])
     op.create_index(op.f("ix_task_creator_id"), "task", ["creator_id"])
     op.create_index("ix_task_label_keys", "task", ["label_keys"], postgresql_using="gin")

@@ -99,7 +99,6 @@ async def seed_tasks(
             "updated_at": now,
             "search_text": f"seeded {index}\n",
             # Every column the app writes: on PostgreSQL the runner applies no Python defaults.
-            "creator_id": uuid.UUID(owner_id),
             "labels": [],
             "label_keys": [],
             "version": 1,
