@@ -107,6 +107,31 @@ class TestHashQueueLimit:
             )
 
 
+async def test_a_refused_login_or_registration_sends_no_statement_before_its_503(
+    database_url: str, app: FastAPI
+) -> None:
+    """Refused before any other work: a flood of logins past the queue costs each one little
+    more than its parsing (the early refusal in auth/service.py), not a query and a count."""
+    application = create_app(make_settings(database_url, HASH_QUEUE_LIMIT=1))
+    database: Database = application.state.database
+    try:
+        async with client_of(application) as http:
+            await make_user(http, "flooder")
+            with filled_hash_queue(), database.observed() as sent:
+                login = await http.post(
+                    f"{API}/auth/login", data={"username": "flooder", "password": DEFAULT_PASSWORD}
+                )
+                register = await http.post(
+                    f"{API}/auth/register",
+                    json={"username": "another", "password": DEFAULT_PASSWORD},
+                )
+            assert_problem(login, 503)
+            assert_problem(register, 503)
+            assert sent == []
+    finally:
+        await database.dispose()
+
+
 class PausedHashes:
     """Each hash waits, on its thread, until the test has looked at the database."""
 

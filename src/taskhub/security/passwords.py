@@ -118,12 +118,15 @@ class _HashingPool:
         """Hashes waiting for a thread."""
         return max(0, self._held - self.threads)
 
-    def submit(self, queue_limit: int | None, work: Callable[..., T], *args: object) -> Future[T]:
-        """Run `work` on a hashing thread; HashingBusy, at once, if `queue_limit` hashes (default
-        QUEUE_PER_THREAD x the threads) are already waiting for one."""
+    def full(self, queue_limit: int | None) -> bool:
+        """Whether `queue_limit` hashes (default QUEUE_PER_THREAD x the threads) are waiting."""
         limit = QUEUE_PER_THREAD * self.threads if queue_limit is None else queue_limit
+        return self._held >= self.threads + limit
+
+    def submit(self, queue_limit: int | None, work: Callable[..., T], *args: object) -> Future[T]:
+        """Run `work` on a hashing thread; HashingBusy, at once, if the queue is full."""
         with self._lock:
-            if self._held >= self.threads + limit:
+            if self.full(queue_limit):
                 raise HashingBusy()
             self._held += 1
         future = self._executor.submit(self.share.run, work, *args)
@@ -145,6 +148,15 @@ def _hashing_pool() -> _HashingPool:
 def share_cpu_between(workers: int) -> None:
     """Told by the app how many worker processes (WEB_CONCURRENCY) share this machine's cores."""
     _hashing_pool().share.workers = workers
+
+
+def refuse_when_busy(*, queue_limit: int | None) -> None:
+    """HashingBusy now if the queue is full, before a request that needs a hash does any other
+    work: a flood of logins past the queue then costs each refused one little more than its
+    parsing, and leaves the event loop to everyone else. (The queue is checked again when the
+    hash is submitted: this only refuses earlier, never admits more.)"""
+    if _hashing_pool().full(queue_limit):
+        raise HashingBusy()
 
 
 async def _in_hashing_thread(
