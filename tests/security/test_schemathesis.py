@@ -60,6 +60,8 @@ UNSAYABLE_REFUSALS = (
     ((), "is out of range once converted to UTC"),
     # A title of blanks: it is trimmed before its minLength applies.
     (("body", "title"), "at least 1 character"),
+    # Labels count once per spelling ignoring case in any script, which uniqueItems cannot say.
+    (("body", "labels"), "distinct labels; at most"),
 )
 
 
