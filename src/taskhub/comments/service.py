@@ -36,9 +36,11 @@ async def list_comments(
     cursor: str | None,
     cursors: KeysetCursors,
 ) -> Page[CommentRecord]:
-    """A task's comments, oldest first, one keyset page at a time; 404 if the task is hidden."""
-    await task_service.find_access(db, caller_id=caller_id, task_id=task_id)
-    return await cursors.fetch_page(
+    """A task's comments, oldest first, one keyset page at a time; 404 if the task is hidden.
+
+    The page's query holds the task's visibility itself: only an empty page needs the task
+    looked up, to tell a task without (more) comments from one the caller cannot see."""
+    page = await cursors.fetch_page(
         cursor=cursor,
         scope=pagination.listing_scope({"reader": str(caller_id), "task": str(task_id)}),
         parse_key=_CREATED_AT_KEY,
@@ -48,6 +50,9 @@ async def list_comments(
         ),
         position_of=lambda comment: Position(key=comment.created_at, last_id=comment.id),
     )
+    if not page.items:
+        await task_service.find_access(db, caller_id=caller_id, task_id=task_id)
+    return page
 
 
 async def create_comment(
