@@ -44,6 +44,7 @@ LEAK_PATTERNS = {
 }
 
 TABLES = (
+    "comment",
     "idempotency_record",
     "notification",
     "task",

@@ -35,6 +35,11 @@ CONTRACT: dict[tuple[str, str], set[int]] = {
     ("get", "/api/v1/tasks/{id}"): {200, 401, 404, 422},
     ("patch", "/api/v1/tasks/{id}"): {200, 400, 401, 404, 413, 415, 422},
     ("delete", "/api/v1/tasks/{id}"): {204, 401, 404, 422},
+    # added 2026-11-30: comments
+    ("get", "/api/v1/tasks/{id}/comments"): {200, 401, 404, 422},
+    ("post", "/api/v1/tasks/{id}/comments"): {201, 400, 401, 403, 404, 413, 415, 422},
+    ("patch", "/api/v1/comments/{id}"): {200, 400, 401, 403, 404, 413, 415, 422},
+    ("delete", "/api/v1/comments/{id}"): {204, 401, 403, 404, 422},
 }
 PUBLIC = {
     ("post", "/api/v1/auth/register"),

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from taskhub.auth import router as auth_router
 from taskhub.auth.dependencies import current_principal, oauth2_scheme
 from taskhub.auth.schemas import LoginForm, LoginJSON, UserRegister
+from taskhub.comments import router as comment_router
 from taskhub.config import Settings, load_settings
 from taskhub.db.engine import create_database
 from taskhub.errors import install_error_handlers
@@ -41,6 +42,7 @@ API_ROUTERS = (
     task_router.router,
     notification_router.router,
     project_router.router,
+    comment_router.router,
 )
 LOGIN_PATH = f"{API_PREFIX}/auth/login"
 OPENAPI_PATH = "/openapi.json"

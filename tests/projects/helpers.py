@@ -11,6 +11,9 @@ from tests.helpers import API, ApiUser, make_user
 
 PROJECTS = f"{API}/projects"
 MEMBER_ROLES = ("admin", "editor", "commenter", "viewer")
+# Who acts in the role matrices, those refused first: a refusal changes nothing, so the next actor
+# can reuse the same team.
+ACTORS = ("non-member", "removed", "viewer", "commenter", "editor", "admin", "owner")
 
 
 @dataclass

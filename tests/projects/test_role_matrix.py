@@ -20,10 +20,7 @@ from taskhub.projects.models import Project
 from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
 from tests.conftest import make_settings
 from tests.helpers import assert_problem
-from tests.projects.helpers import PROJECTS, People, Team
-
-# Those refused first: a refusal changes nothing, so the next actor can reuse the same team.
-ACTORS = ("non-member", "removed", "viewer", "commenter", "editor", "admin", "owner")
+from tests.projects.helpers import ACTORS, PROJECTS, People, Team
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,29 @@ async def snapshot_task(owner: Owner, task_id: str) -> Any:
     return await owner.get(f"{API}/tasks/{task_id}")
 
 
+async def create_comment_of(owner: Owner) -> str:
+    task_id = await create_task_of(owner)
+    response = await owner.client.post(
+        f"{API}/tasks/{task_id}/comments",
+        json={"body": "A's private remark"},
+        headers=owner.user.headers,
+    )
+    assert response.status_code == 201, response.text
+    comment_id: str = response.json()["id"]
+    return comment_id
+
+
+async def snapshot_comment(owner: Owner, comment_id: str) -> Any:
+    """A's comment as A sees it, found on whichever of A's tasks it is."""
+    tasks = await owner.get(f"{API}/tasks?limit=100")
+    for task in tasks["items"]:
+        comments = await owner.get(f"{API}/tasks/{task['id']}/comments?limit=100")
+        matching = [item for item in comments["items"] if item["id"] == comment_id]
+        if matching:
+            return task, matching[0]
+    raise AssertionError(f"A's comment {comment_id} is gone")
+
+
 async def create_notification_of(owner: Owner) -> str:
     """Reminders are made by the worker, not the API: insert one as the worker would."""
     task_id = await create_task_of(owner)
@@ -212,6 +235,7 @@ OWNED_RESOURCES: dict[str, OwnedResource] = {
     "project_id": OwnedResource(create_project_of, snapshot_project),
     "username": OwnedResource(own_username, snapshot_account),
     "task_id": OwnedResource(create_task_of, snapshot_task),
+    "comment_id": OwnedResource(create_comment_of, snapshot_comment),
     "notification_id": OwnedResource(create_notification_of, snapshot_notification),
     "session_id": OwnedResource(own_session_id, snapshot_sessions),
 }

@@ -86,6 +86,8 @@ VALID_BODIES: dict[tuple[str, str], Body] = {
     ("PATCH", f"{API}/projects/{{project_id}}"): lambda _: {"name": "renamed", "description": "d"},
     ("PUT", f"{API}/projects/{{project_id}}/members/{{username}}"): lambda _: {"role": "viewer"},
     ("POST", f"{API}/projects/{{project_id}}/transfer"): lambda user: {"username": user.username},
+    ("POST", f"{API}/tasks/{{task_id}}/comments"): lambda _: {"body": "a comment"},
+    ("PATCH", f"{API}/comments/{{comment_id}}"): lambda _: {"body": "edited"},
 }
 
 
@@ -119,7 +121,15 @@ async def database_snapshot(app: FastAPI) -> dict[str, list[Any]]:
 async def ids(client: httpx.AsyncClient, alice: ApiUser) -> dict[str, str]:
     task = await create_task(client, alice, title="alice's task")
     project = await client.post(f"{API}/projects", json={"name": "alice's"}, headers=alice.headers)
-    return {"task_id": task["id"], "project_id": project.json()["id"], "username": "bob"}
+    comment = await client.post(
+        f"{API}/tasks/{task['id']}/comments", json={"body": "alice's"}, headers=alice.headers
+    )
+    return {
+        "task_id": task["id"],
+        "project_id": project.json()["id"],
+        "username": "bob",
+        "comment_id": comment.json()["id"],
+    }
 
 
 async def send(

@@ -168,6 +168,12 @@ def _may_write(action: Action) -> ColumnElement[bool]:
     )
 
 
+def task_scope(action: Action | None = None) -> ColumnElement[bool]:
+    """The rule on `Task` that statements reaching a task from elsewhere repeat (comments): the
+    caller sees it (no `action`), or may take `action` on it (its membership locked)."""
+    return _VISIBLE if action is None else _may_write(action)
+
+
 _GET_VISIBLE = select(*_TASK).where(_THIS_TASK, _VISIBLE)
 _ACCESS = (
     select(

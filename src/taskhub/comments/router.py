@@ -1,0 +1,103 @@
+"""Routes: /tasks/{task_id}/comments and /comments/{comment_id}."""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from taskhub.auth.dependencies import CurrentPrincipal
+from taskhub.comments import service as comment_service
+from taskhub.comments.schemas import (
+    CommentCreate,
+    CommentPage,
+    CommentRead,
+    CommentUpdate,
+    render_comment,
+)
+from taskhub.http.dependencies import Db, SettingsDep
+from taskhub.http.openapi import error_responses
+from taskhub.http.responses import json_response
+from taskhub.pagination import KeysetCursors
+
+router = APIRouter(tags=["comments"])
+
+
+async def comment_cursors(settings: SettingsDep) -> KeysetCursors:
+    return _comment_cursors(settings.JWT_SECRET.get_secret_value())
+
+
+@lru_cache(maxsize=4)
+def _comment_cursors(secret: str) -> KeysetCursors:
+    return KeysetCursors(secret, purpose="comment")
+
+
+@router.get(
+    "/tasks/{task_id}/comments",
+    response_model=CommentPage,
+    responses=error_responses(401, 404, 422),
+)
+async def list_comments(
+    task_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    db: Db,
+    cursors: Annotated[KeysetCursors, Depends(comment_cursors)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+) -> Response:
+    """A task's comments, oldest first, for whoever sees the task."""
+    page = await comment_service.list_comments(
+        db,
+        caller_id=principal.user_id,
+        task_id=task_id,
+        limit=limit,
+        cursor=cursor,
+        cursors=cursors,
+    )
+    items = [render_comment(comment) for comment in page.items]
+    return json_response({"items": items, "next_cursor": page.next_cursor})
+
+
+@router.post(
+    "/tasks/{task_id}/comments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CommentRead,
+    responses=error_responses(401, 403, 404, 409, 415, 422),
+)
+async def create_comment(
+    task_id: uuid.UUID, body: CommentCreate, principal: CurrentPrincipal, db: Db
+) -> Response:
+    """Comment on a task: a commenter or more in its project, or the owner of a personal task."""
+    comment = await comment_service.create_comment(
+        db, caller_id=principal.user_id, task_id=task_id, data=body
+    )
+    headers = {"Location": f"/api/v1/comments/{comment.id}"}
+    return json_response(render_comment(comment), status_code=201, headers=headers)
+
+
+@router.patch(
+    "/comments/{comment_id}",
+    response_model=CommentRead,
+    responses=error_responses(401, 403, 404, 409, 415, 422),
+)
+async def update_comment(
+    comment_id: uuid.UUID, body: CommentUpdate, principal: CurrentPrincipal, db: Db
+) -> Response:
+    """Change a comment's body (its author only)."""
+    comment = await comment_service.update_comment(
+        db, caller_id=principal.user_id, comment_id=comment_id, changes=body
+    )
+    return json_response(render_comment(comment))
+
+
+@router.delete(
+    "/comments/{comment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def delete_comment(comment_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
+    """Delete a comment: its author, or an admin or owner of the task's project."""
+    await comment_service.delete_comment(db, caller_id=principal.user_id, comment_id=comment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
