@@ -14,6 +14,8 @@ Environment overrides, for a quick smoke run:
     BENCH_SEED=1        0 reuses the database a previous run seeded (no drop, no seed)
     BENCH_QUIET_WAIT=120  seconds to wait at most for other jobs on the machine to go quiet
     BENCH_DOC=docs/benchmarks.md
+    BENCH_ONLY=         comma-separated scenario keys (e.g. proj_base_p1,proj_p1): only those run,
+                        without the calibration, the mixed scenarios and the profiles
 Only loopback addresses are used; every child process is stopped on exit, error or Ctrl-C.
 """
 
@@ -75,6 +77,7 @@ class Config:
     seed: bool
     quiet_wait: int
     doc: Path
+    only: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> Config:
@@ -87,6 +90,7 @@ class Config:
             seed=os.environ.get("BENCH_SEED", "1") != "0",
             quiet_wait=max(0, int(os.environ.get("BENCH_QUIET_WAIT", "120"))),
             doc=ROOT / os.environ.get("BENCH_DOC", "docs/benchmarks.md"),
+            only=frozenset(k for k in os.environ.get("BENCH_ONLY", "").split(",") if k),
         )
 
 
@@ -735,9 +739,11 @@ def run_round(
         ctx = Context(cfg, server, tokens, cursors, ids[0], ids_file, project_task)
         server_info = report.server_runtime(server.worker_pids())
         for sc in scenarios(ctx):
-            if not (first or sc.every_round):
+            if not (first or sc.every_round) or (cfg.only and sc.key not in cfg.only):
                 continue
-            if sc.key == "create":  # the mixed scenarios before create and patch change the data
+            if (
+                sc.key == "create" and not cfg.only
+            ):  # the mixed scenarios before create and patch change the data
                 for label, mixed in MIXED:
                     log(f"[{workers}w] {label}")
                     mixed_results = mixed(ctx)
@@ -749,7 +755,9 @@ def run_round(
             results.append(run_scenario(ctx, sc))
             _log_result(log, results[-1])
             time.sleep(AFTER_LOGINS_SECONDS if sc.key == "login" else PAUSE_SECONDS)
-            if sc.key == "me" and first and cfg.profile:  # before any login keeps bcrypt busy
+            if (
+                sc.key == "me" and first and cfg.profile and not cfg.only
+            ):  # before any login keeps bcrypt busy
                 for key, label, path in PROFILED:
                     log(f"[{workers}w] py-spy profile under {label} (32 connections)")
                     profile = run_profile(ctx, key, label, path)
@@ -818,16 +826,18 @@ def main() -> int:
         rounds: list[report.Round] = []
         profiles: list[report.Profile] = []
         wait_for_quiet(cfg.quiet_wait, log)
-        log("calibration: a bare Starlette JSON endpoint, same server flags")
-        bare = run_bare(cfg)
-        _log_result(log, bare)
+        bare = None
+        if not cfg.only or "bare" in cfg.only:
+            log("calibration: a bare Starlette JSON endpoint, same server flags")
+            bare = run_bare(cfg)
+            _log_result(log, bare)
         for index, workers in enumerate(cfg.workers):
             if index:
                 wait_for_quiet(cfg.quiet_wait, log)
             results, round_profiles, server_info = run_round(
                 cfg, workers, seeded.user_ids, index == 0, log
             )
-            if index == 0:
+            if index == 0 and bare is not None:
                 results.insert(0, bare)
             rounds.append(report.Round(workers=workers, results=results, server=server_info))
             profiles += round_profiles
