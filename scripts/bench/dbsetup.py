@@ -148,11 +148,12 @@ SELECT p.id, o.id, CASE WHEN p.n % 10 = 0 THEN 'viewer' ELSE 'editor' END,
        now() - interval '390 days'
 FROM bench_project p JOIN bench_owner o ON o.username = '{project_user}'
 WHERE p.mine;
+-- shift: up to an hour, so that scopes of the same size do not share their timestamps.
 CREATE TEMP TABLE bench_scope (owner_id uuid, project_id uuid, creator_id uuid NOT NULL,
-                               n_tasks int NOT NULL);
+                               n_tasks int NOT NULL, shift int NOT NULL DEFAULT 0);
 INSERT INTO bench_scope SELECT id, NULL, id, n_tasks FROM bench_owner WHERE n_tasks > 0;
 INSERT INTO bench_scope
-SELECT NULL, p.id, o.id, p.n_tasks
+SELECT NULL, p.id, o.id, p.n_tasks, (p.n * 997) % 3600
 FROM bench_project p JOIN bench_owner o ON o.filler = 1 + (p.n * 5) % {fillers};
 """
 
@@ -193,9 +194,11 @@ FROM (
          -- 0 labels on every fifth task, a second one on a third of the others.
          CASE WHEN n % 5 <> 4 THEN 1 + (n / 7) % 10 END AS l1,
          CASE WHEN n % 5 <> 4 AND n % 3 = 0 THEN 1 + ((n / 7) % 10 + 1 + n % 9) % 10 END AS l2,
-         now() - make_interval(secs => (s.n_tasks - n) * (31536000.0 / s.n_tasks) + (n * 7919) % 60)
+         now() - make_interval(secs => (s.n_tasks - n) * (31536000.0 / s.n_tasks) + (n * 7919) % 60
+                                       + s.shift)
            AS created_at,
-         least(now(), now() - make_interval(secs => (s.n_tasks - n) * (31536000.0 / s.n_tasks))
+         least(now(), now() - make_interval(secs => (s.n_tasks - n) * (31536000.0 / s.n_tasks)
+                                                   + s.shift)
                       + make_interval(mins => n % 2880)) AS updated_at
   FROM bench_scope s CROSS JOIN LATERAL generate_series(1, s.n_tasks) AS n
 ) AS t
