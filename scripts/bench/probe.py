@@ -50,6 +50,9 @@ class Plan:
     generic: str
     flags: list[str]
     key: str = ""  # what the targets look a plan up by
+    # Whether the app sent the statement prepared (after psycopg's 5 executions), i.e. whether
+    # PostgreSQL may run its generic plan; None where the probe did not look.
+    prepared: bool | None = None
 
 
 @dataclass
@@ -184,9 +187,16 @@ async def _measure(
     )  # fmt: skip
     for key, username, path, title in walks:
         headers = await _login(client, username)
-        first, hundredth = await _walk(client, headers, capture, path)
-        plans.append(_explain(f"{title}, page 1", first, key=f"{key}_p1"))
-        plans.append(_explain(f"{title}, page 100 by keyset cursor", hundredth, key=f"{key}_p100"))
+        first, hundredth = await _walk(client, headers, capture, path, counter)
+        prepared = _sent_prepared(counter.trips[-2:])
+        for page, captured_query in (("p1", first), ("p100", hundredth)):
+            plan = _explain(
+                f"{title}, page {page[1:]}" + (" by keyset cursor" if page == "p100" else ""),
+                captured_query,
+                key=f"{key}_{page}",
+            )
+            plan.prepared = prepared
+            plans.append(plan)
     _cleanup(user_ids[dbsetup.BENCH_USER])
     return ProbeResult(costs=costs, plans=plans)
 
@@ -205,13 +215,20 @@ def _cleanup(bench_user_id: str) -> None:
         conn.commit()
 
 
+def _sent_prepared(trips: list[str]) -> bool:
+    """Whether the task query among a request's round trips went as a prepared statement."""
+    return any(trip.startswith("[prepared") and "FROM task" in trip for trip in trips)
+
+
 async def _walk(
     client: httpx.AsyncClient,
     headers: dict[str, str],
     capture: _Capture,
     path: str = f"/api/v1/tasks?limit={SCALE_LIMIT}",
+    counter: WireCounter | None = None,
 ) -> tuple[tuple[str, Any], tuple[str, Any]]:
-    """The statements of page 1 and of page 100, reached through 99 next_cursor links."""
+    """The statements of page 1 and of page 100, reached through 99 next_cursor links (the
+    counter, if given, then holds page 100's round trips last)."""
     joiner = "&" if "?" in path else "?"
     capture.statements.clear()
     response = await client.get(path, headers=headers)

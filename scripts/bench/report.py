@@ -440,6 +440,35 @@ def _plan_check(probe: Any, keys: tuple[str, ...]) -> tuple[list[str], list[str]
     return seq, times
 
 
+def _label_plan_target(plans: list[Any]) -> tuple[str, str, bool]:
+    """The plan the app really runs for the label filter: the generic one once psycopg prepares
+    the statement (PostgreSQL switches to it when it looks no dearer), else the custom one. It
+    must walk an index in page order, not sort every matching task of the user."""
+    findings = []
+    ok = True
+    for plan in plans:
+        runs = "generic" if plan.prepared else "custom"
+        text = plan.generic if plan.prepared else plan.custom
+        sorted_rows = [
+            int(m.group(2)) for m in _SCAN_ROWS.finditer(text) if "Bitmap Heap Scan" in m.group(1)
+        ]
+        widest = max(sorted_rows, default=0)
+        bad = widest > 1000
+        ok = ok and not bad
+        findings.append(
+            f"{plan.key}: sent {'prepared' if plan.prepared else 'unprepared'}, runs the {runs} "
+            f"plan, {_exec_ms(text)}" + (f", a bitmap of {widest:,} rows sorted" if bad else "")
+        )
+    return (
+        "label filter: the plan the app runs (generic once prepared) walks an index in page order",
+        "; ".join(findings),
+        ok,
+    )
+
+
+_SCAN_ROWS = re.compile(r"(Bitmap Heap Scan)[^\n]*actual time=\S+ rows=(\d+)")
+
+
 def _project_targets(one: Round, probe: Any) -> list[tuple[str, str, bool]]:
     """Issue 13: listing across projects, a project task by id, the label filter (1 worker)."""
     g = one.get
@@ -485,6 +514,12 @@ def _project_targets(one: Round, probe: Any) -> list[tuple[str, str, bool]]:
     label1, label100 = g("label_p1"), g("label_p100")
     if label1 and label100:
         text, ok = _latency_ratio(label100, label1)
+        unfiltered = g("proj_base_p1")  # the same page size, no filter, 10k tasks
+        if unfiltered:
+            text += (
+                f"; page 1 is {label1.p50_ms / unfiltered.p50_ms:.1f}x an unfiltered page 1 of a "
+                f"10k-task user at p50 ({unfiltered.p50_ms:.1f} ms)"
+            )
         out.append(("label filter, 100k-task user: page 100 within 1.3x page 1", text, ok))
     if probe is not None:
         for keys, name in (
@@ -508,6 +543,7 @@ def _project_targets(one: Round, probe: Any) -> list[tuple[str, str, bool]]:
             p for p in probe.plans if getattr(p, "key", "") in ("label_p1", "label_p100")
         ]
         if label_plans:
+            out.append(_label_plan_target(label_plans))
             indexed = all(
                 "ix_task_label_keys" in p.custom or "Index Scan" in p.custom for p in label_plans
             )
