@@ -544,18 +544,17 @@ def _project_targets(one: Round, probe: Any) -> list[tuple[str, str, bool]]:
         ]
         if label_plans:
             out.append(_label_plan_target(label_plans))
-            indexed = all(
-                "ix_task_label_keys" in p.custom or "Index Scan" in p.custom for p in label_plans
-            )
+            runs = [p.generic if p.prepared else p.custom for p in label_plans]
+            indexed = all("ix_task_label_keys" in t or "Index Scan" in t for t in runs)
             via = sorted(
                 {
-                    "GIN ix_task_label_keys" if "ix_task_label_keys" in p.custom else "index walk"
-                    for p in label_plans
+                    "GIN ix_task_label_keys" if "ix_task_label_keys" in t else "index walk"
+                    for t in runs
                 }
             )
             out.append(
                 (
-                    "label filter: index-backed (the GIN index or an index walk)",
+                    "label filter: index-backed (the GIN index or an index walk, in the plan the app runs)",
                     ", ".join(via),
                     indexed,
                 )
