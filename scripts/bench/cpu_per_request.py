@@ -6,7 +6,7 @@ drifts much less, so this is how a change to the request path is judged before a
 `make bench` (docs/benchmarks.md). Take the smallest of a few runs.
 
     .venv/bin/python scripts/bench/cpu_per_request.py [requests] [route ...]
-    routes: health me list filter get create patch   (default: all); CONCURRENCY=32 runs them side by side
+    routes: health me list filter get get_project create patch   (default: all); CONCURRENCY=32 runs them side by side
 """
 
 from __future__ import annotations
@@ -96,18 +96,26 @@ async def measure(count: int, routes: list[str], concurrency: int) -> None:
     async with app.router.lifespan_context(app) as lifespan_state:
         state.update(lifespan_state or {})
         call = caller(app, state)
-        form = f"grant_type=password&username={dbsetup.BENCH_USER}&password={dbsetup.BENCH_PASSWORD}"
-        status, body = await call(
-            "POST",
-            "/api/v1/auth/login",
-            headers=[(b"content-type", b"application/x-www-form-urlencoded")],
-            body=form.encode(),
-        )
-        if status != 200:
-            raise RuntimeError(f"login failed: {status} {body[:200]!r}")
-        auth = [(b"authorization", b"Bearer " + json.loads(body)["access_token"].encode())]
+
+        async def login(username: str) -> Headers:
+            form = f"grant_type=password&username={username}&password={dbsetup.BENCH_PASSWORD}"
+            status, body = await call(
+                "POST",
+                "/api/v1/auth/login",
+                headers=[(b"content-type", b"application/x-www-form-urlencoded")],
+                body=form.encode(),
+            )
+            if status != 200:
+                raise RuntimeError(f"login failed: {status} {body[:200]!r}")
+            return [(b"authorization", b"Bearer " + json.loads(body)["access_token"].encode())]
+
+        auth = await login(dbsetup.BENCH_USER)
         _, page = await call("GET", "/api/v1/tasks", b"limit=1", auth)
         task_id = json.loads(page)["items"][0]["id"]
+        # projects_50 has no personal task: its first task is in one of its projects.
+        member = await login(dbsetup.PROJECT_USER)
+        _, page = await call("GET", "/api/v1/tasks", b"limit=1", member)
+        project_task_id = json.loads(page)["items"][0]["id"]
         new_task = b'{"title":"cpu bench","priority":"high","due_at":"2027-01-05T09:00:00Z"}'
         requests: dict[str, tuple[str, str, bytes, Headers, bytes]] = {
             "health": ("GET", "/health", b"", [], b""),
@@ -115,6 +123,7 @@ async def measure(count: int, routes: list[str], concurrency: int) -> None:
             "list": ("GET", "/api/v1/tasks", b"limit=50", auth, b""),
             "filter": ("GET", "/api/v1/tasks", b"limit=50&status=todo&sort=-due_at", auth, b""),
             "get": ("GET", f"/api/v1/tasks/{task_id}", b"", auth, b""),
+            "get_project": ("GET", f"/api/v1/tasks/{project_task_id}", b"", member, b""),
             "create": (
                 "POST",
                 "/api/v1/tasks",

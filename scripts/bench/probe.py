@@ -25,6 +25,9 @@ PAGE_WALK = 99
 SCALE_LIMIT = 10
 PAGE_LIMIT = 50
 FILTERED_QUERY = {"status": "todo", "priority": "high", "sort": "-due_at", "limit": PAGE_LIMIT}
+# Issue 13: the default listing (limit 20) across projects, and the label filter.
+PROJECTS_PATH = "/api/v1/tasks"
+LABEL_PATH = f"/api/v1/tasks?{urlencode({'label': dbsetup.LABEL})}"
 
 
 @dataclass
@@ -46,6 +49,10 @@ class Plan:
     custom: str
     generic: str
     flags: list[str]
+    key: str = ""  # what the targets look a plan up by
+    # Whether the app sent the statement prepared (after psycopg's 5 executions), i.e. whether
+    # PostgreSQL may run its generic plan; None where the probe did not look.
+    prepared: bool | None = None
 
 
 @dataclass
@@ -109,25 +116,29 @@ async def _measure(
     user_ids: Mapping[str, str],
 ) -> ProbeResult:
     bench = await _login(client, dbsetup.BENCH_USER)
+    member = await _login(client, dbsetup.PROJECT_USER)
     task_id = dbsetup.task_ids(user_ids[dbsetup.BENCH_USER], 1)[0]
+    project_task_id = dbsetup.project_task_ids(user_ids[dbsetup.PROJECT_USER], 1)[0]
     patched_id = await _created_id(client, bench)  # patched, then removed with the other creates
-    requests: list[tuple[str, str, str, dict[str, Any] | None]] = [
-        ("get current user", "GET", "/api/v1/users/me", None),
-        ("list first page", "GET", f"/api/v1/tasks?limit={PAGE_LIMIT}", None),
-        ("list filter + sort", "GET", f"/api/v1/tasks?{urlencode(FILTERED_QUERY)}", None),
-        ("get one task", "GET", f"/api/v1/tasks/{task_id}", None),
-        ("create", "POST", "/api/v1/tasks", {"title": "probe task", "priority": "low"}),
-        ("patch", "PATCH", f"/api/v1/tasks/{patched_id}", {"title": "probe patch"}),
-    ]
+    requests: list[tuple[str, str, str, dict[str, Any] | None, dict[str, str]]] = [
+        ("get current user", "GET", "/api/v1/users/me", None, bench),
+        ("list first page", "GET", f"/api/v1/tasks?limit={PAGE_LIMIT}", None, bench),
+        ("list filter + sort", "GET", f"/api/v1/tasks?{urlencode(FILTERED_QUERY)}", None, bench),
+        ("get one task", "GET", f"/api/v1/tasks/{task_id}", None, bench),
+        ("get one project task (50-project user)", "GET", f"/api/v1/tasks/{project_task_id}", None, member),
+        ("list across 50 projects, page 1", "GET", PROJECTS_PATH, None, member),
+        ("create", "POST", "/api/v1/tasks", {"title": "probe task", "priority": "low"}, bench),
+        ("patch", "PATCH", f"/api/v1/tasks/{patched_id}", {"title": "probe patch"}, bench),
+    ]  # fmt: skip
     costs: list[RequestCost] = []
     captured: dict[str, list[tuple[str, Any]]] = {}
-    for name, method, path, body in requests:
+    for name, method, path, body, headers in requests:
         counts: list[tuple[int, int]] = []
         cost: RequestCost | None = None
         for _ in range(REPEATS):
             mark = counter.mark()
             capture.statements.clear()
-            response = await client.request(method, path, headers=bench, json=body)
+            response = await client.request(method, path, headers=headers, json=body)
             trips = counter.since(mark)
             counts.append((len(capture.statements), len(trips)))
             cost = RequestCost(
@@ -162,6 +173,30 @@ async def _measure(
         plans.append(
             _explain(f"scale: page 100 by keyset cursor, {username} ({tasks} tasks)", hundredth)
         )
+    plans.append(
+        _explain(
+            "get one project task, projects_50 (a member of its project)",
+            _task_query(captured["get one project task (50-project user)"]),
+            key="get_project",
+        )
+    )
+    walks = (
+        ("proj", dbsetup.PROJECT_USER, PROJECTS_PATH, "projects: 50-project user (10k tasks in projects), limit 20"),
+        ("proj_base", dbsetup.BENCH_USER, PROJECTS_PATH, "projects baseline: personal-only user bench (10k tasks), limit 20"),
+        ("label", dbsetup.LARGE_USER, LABEL_PATH, f"label={dbsetup.LABEL}: scale_large (100k personal tasks), limit 20"),
+    )  # fmt: skip
+    for key, username, path, title in walks:
+        headers = await _login(client, username)
+        first, hundredth = await _walk(client, headers, capture, path, counter)
+        prepared = _sent_prepared(counter.trips[-2:])
+        for page, captured_query in (("p1", first), ("p100", hundredth)):
+            plan = _explain(
+                f"{title}, page {page[1:]}" + (" by keyset cursor" if page == "p100" else ""),
+                captured_query,
+                key=f"{key}_{page}",
+            )
+            plan.prepared = prepared
+            plans.append(plan)
     _cleanup(user_ids[dbsetup.BENCH_USER])
     return ProbeResult(costs=costs, plans=plans)
 
@@ -180,11 +215,21 @@ def _cleanup(bench_user_id: str) -> None:
         conn.commit()
 
 
+def _sent_prepared(trips: list[str]) -> bool:
+    """Whether the task query among a request's round trips went as a prepared statement."""
+    return any(trip.startswith("[prepared") and "FROM task" in trip for trip in trips)
+
+
 async def _walk(
-    client: httpx.AsyncClient, headers: dict[str, str], capture: _Capture
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    capture: _Capture,
+    path: str = f"/api/v1/tasks?limit={SCALE_LIMIT}",
+    counter: WireCounter | None = None,
 ) -> tuple[tuple[str, Any], tuple[str, Any]]:
-    """The statements of page 1 and of page 100, reached through 99 next_cursor links."""
-    path = f"/api/v1/tasks?limit={SCALE_LIMIT}"
+    """The statements of page 1 and of page 100, reached through 99 next_cursor links (the
+    counter, if given, then holds page 100's round trips last)."""
+    joiner = "&" if "?" in path else "?"
     capture.statements.clear()
     response = await client.get(path, headers=headers)
     response.raise_for_status()
@@ -194,7 +239,7 @@ async def _walk(
         if cursor is None:
             raise RuntimeError("fewer than 100 pages")
         capture.statements.clear()
-        response = await client.get(path + "&" + urlencode({"cursor": cursor}), headers=headers)
+        response = await client.get(path + joiner + urlencode({"cursor": cursor}), headers=headers)
         response.raise_for_status()
     return first, _task_query(capture.statements)
 
@@ -209,7 +254,7 @@ def _task_query(statements: list[tuple[str, Any]]) -> tuple[str, Any]:
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
-def _explain(name: str, captured: tuple[str, Any]) -> Plan:
+def _explain(name: str, captured: tuple[str, Any], *, key: str = "") -> Plan:
     statement, parameters = captured
     params = dict(parameters or {})
     with psycopg.connect(dbsetup.bench_dsn(), autocommit=True) as conn:
@@ -242,6 +287,7 @@ def _explain(name: str, captured: tuple[str, Any]) -> Plan:
         custom=custom,
         generic=generic,
         flags=_flags(custom, generic),
+        key=key,
     )
 
 

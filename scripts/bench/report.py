@@ -273,7 +273,7 @@ def console_table(doc: Document) -> str:
         parts += [fmt.format(*row) for row in rows]
         parts.append("")
     targets = evaluate_targets(doc)
-    parts.append("Targets (issue 6: 1 worker; issue 12: each round):")
+    parts.append("Targets (issue 6 and 13: 1 worker; issue 12: each round):")
     parts += [f"  [{'met' if t[2] else 'MISSED'}] {t[0]}: {t[1]}" for t in targets]
     return "\n".join(parts)
 
@@ -410,10 +410,155 @@ def evaluate_targets(doc: Document) -> list[tuple[str, str, bool]]:
                     False,
                 )
             )
+    out += _project_targets(one, doc.probe)
     peak = max((r.rss_worker_mb for rnd in doc.rounds for r in rnd.results), default=0.0)
     out.append(("peak RSS per worker under load < 200 MB", f"{peak:.0f} MB", peak < 200))
     for round_ in doc.rounds:
         out += _abuse_targets(round_)
+    return out
+
+
+def _latency_ratio(target: Result, base: Result) -> tuple[str, bool]:
+    """`target` within 1.3x of `base` in p50 and p99."""
+    r50 = target.p50_ms / base.p50_ms if base.p50_ms else float("inf")
+    r99 = target.p99_ms / base.p99_ms if base.p99_ms else float("inf")
+    text = (
+        f"p50 {target.p50_ms:.1f} vs {base.p50_ms:.1f} ms ({r50:.2f}x), "
+        f"p99 {target.p99_ms:.1f} vs {base.p99_ms:.1f} ms ({r99:.2f}x)"
+    )
+    return text, r50 <= 1.3 and r99 <= 1.3
+
+
+_SEQ_SCAN_ON_TASK = re.compile(r"Seq Scan on task\b")
+
+
+def _plan_check(probe: Any, keys: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(plans that scan task sequentially, Execution Time of each plan) for the plans `keys`."""
+    plans = [p for p in probe.plans if getattr(p, "key", "") in keys]
+    seq = [p.key for p in plans if _SEQ_SCAN_ON_TASK.search(p.custom + p.generic)]
+    times = [f"{p.key} {_exec_ms(p.custom)} (generic {_exec_ms(p.generic)})" for p in plans]
+    return seq, times
+
+
+def _label_plan_target(plans: list[Any]) -> tuple[str, str, bool]:
+    """The plan the app really runs for the label filter: the generic one once psycopg prepares
+    the statement (PostgreSQL switches to it when it looks no dearer), else the custom one. It
+    must walk an index in page order, not sort every matching task of the user."""
+    findings = []
+    ok = True
+    for plan in plans:
+        runs = "generic" if plan.prepared else "custom"
+        text = plan.generic if plan.prepared else plan.custom
+        sorted_rows = [
+            int(m.group(2)) for m in _SCAN_ROWS.finditer(text) if "Bitmap Heap Scan" in m.group(1)
+        ]
+        widest = max(sorted_rows, default=0)
+        bad = widest > 1000
+        ok = ok and not bad
+        findings.append(
+            f"{plan.key}: sent {'prepared' if plan.prepared else 'unprepared'}, runs the {runs} "
+            f"plan, {_exec_ms(text)}" + (f", a bitmap of {widest:,} rows sorted" if bad else "")
+        )
+    return (
+        "label filter: the plan the app runs (generic once prepared) walks an index in page order",
+        "; ".join(findings),
+        ok,
+    )
+
+
+_SCAN_ROWS = re.compile(r"(Bitmap Heap Scan)[^\n]*actual time=\S+ rows=(\d+)")
+
+
+def _project_targets(one: Round, probe: Any) -> list[tuple[str, str, bool]]:
+    """Issue 13: listing across projects, a project task by id, the label filter (1 worker)."""
+    g = one.get
+    out: list[tuple[str, str, bool]] = []
+    pairs = (
+        ("proj_p1", "proj_base_p1", "first page (limit 20)"),
+        ("proj_p1_l100", "proj_base_p1_l100", "first page (limit 100)"),
+        ("proj_p100", "proj_base_p100", "page 100 by cursor (limit 20)"),
+    )
+    for key, base_key, page in pairs:
+        target, base = g(key), g(base_key)
+        if target and base:
+            text, ok = _latency_ratio(target, base)
+            out.append(
+                (
+                    f"projects, {page}: a member of 50 projects (10k tasks in them) within 1.3x a "
+                    "personal-only user with 10k tasks",
+                    text,
+                    ok,
+                )
+            )
+    get_project, get_personal = g("get_project"), g("get")
+    if get_project and get_personal and get_personal.rps:
+        share = get_project.rps / get_personal.rps
+        out.append(
+            (
+                "get one task: a project task ≥ 90 % of a personal task's req/s",
+                f"{100 * share:.0f} % ({get_project.rps:,.0f} vs {get_personal.rps:,.0f} req/s), "
+                f"p99 {get_project.p99_ms:.1f} vs {get_personal.p99_ms:.1f} ms",
+                share >= 0.9,
+            )
+        )
+    if probe is not None:
+        cost = next((c for c in probe.costs if c.name.startswith("get one project task")), None)
+        if cost is not None:
+            out.append(
+                (
+                    "get one project task: 2 statements (auth check + one query)",
+                    f"{cost.statements} statements, {cost.round_trips} round trips, status {cost.status}",
+                    cost.statements <= 2 and cost.status == 200,
+                )
+            )
+    label1, label100 = g("label_p1"), g("label_p100")
+    if label1 and label100:
+        text, ok = _latency_ratio(label100, label1)
+        unfiltered = g("proj_base_p1")  # the same page size, no filter, 10k tasks
+        if unfiltered:
+            text += (
+                f"; page 1 is {label1.p50_ms / unfiltered.p50_ms:.1f}x an unfiltered page 1 of a "
+                f"10k-task user at p50 ({unfiltered.p50_ms:.1f} ms)"
+            )
+        out.append(("label filter, 100k-task user: page 100 within 1.3x page 1", text, ok))
+    if probe is not None:
+        for keys, name in (
+            (("proj_p1", "proj_p100", "proj_base_p1", "proj_base_p100"), "listing across projects"),
+            (("label_p1", "label_p100"), "label filter"),
+            (("get_project",), "get one project task"),
+        ):
+            seq, times = _plan_check(probe, keys)
+            if not times:
+                continue
+            out.append(
+                (
+                    f"{name}: no Seq Scan on task (EXPLAIN, custom and generic plans)",
+                    ("Seq Scan on task in: " + ", ".join(seq) if seq else "none")
+                    + "; execution "
+                    + "; ".join(times),
+                    not seq,
+                )
+            )
+        label_plans = [
+            p for p in probe.plans if getattr(p, "key", "") in ("label_p1", "label_p100")
+        ]
+        if label_plans:
+            out.append(_label_plan_target(label_plans))
+            runs = [p.generic if p.prepared else p.custom for p in label_plans]
+            indexed = all("ix_task_label_keys" in t or "Index Scan" in t for t in runs)
+            via = sorted(
+                {
+                    "GIN ix_task_label_keys" if "ix_task_label_keys" in t else "index walk"
+                    for t in runs
+                }
+            )
+            out.append(
+                (
+                    "label filter: index-backed (the GIN index or an index walk, in the plan the app runs)",
+                    ", ".join(via),
+                    indexed,
+                )
+            )
     return out
 
 
@@ -486,8 +631,8 @@ def render(doc: Document) -> str:
         "| machine | |",
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in m.items()],
-        f"| data | {doc.seed.task_count:,} tasks (bench user 10,000; scale users 1,000 and 100,000), seeded in SQL in {doc.seed.seconds:.0f} s |",
-        f"| method | wrk 1 thread, {doc.cfg['warmup']} s warm-up then {doc.cfg['duration']} s measured per scenario, --timeout {doc.cfg['wrk_timeout']}; list pages of 50 (scale: pages of 10, 4 connections) |",
+        f"| data | {doc.seed.task_count:,} tasks (bench user 10,000; scale users 1,000 and 100,000; a member of 50 of 250 projects, 10,000 tasks in them; 0-2 of 10 labels per task), seeded in SQL in {doc.seed.seconds:.0f} s |",
+        f"| method | wrk 1 thread, {doc.cfg['warmup']} s warm-up then {doc.cfg['duration']} s measured per scenario, --timeout {doc.cfg['wrk_timeout']}; list pages of 50 (scale: pages of 10, 4 connections; projects and label: the default 20, 4 connections) |",
         "",
         "Every figure in parentheses is its ratio to `/health` measured in the same round (absolute "
         "numbers on a shared machine drift by ±15 %). Server CPU is the server process tree's "
@@ -550,7 +695,7 @@ def render(doc: Document) -> str:
         ),
         "",
     ]
-    lines += ["### Targets (issue 6: 1 worker; issue 12: each round)", ""]
+    lines += ["### Targets (issue 6 and 13: 1 worker; issue 12: each round)", ""]
     lines += [
         _markdown_table(
             ["target", "measured", "verdict"],

@@ -14,6 +14,8 @@ Environment overrides, for a quick smoke run:
     BENCH_SEED=1        0 reuses the database a previous run seeded (no drop, no seed)
     BENCH_QUIET_WAIT=120  seconds to wait at most for other jobs on the machine to go quiet
     BENCH_DOC=docs/benchmarks.md
+    BENCH_ONLY=         comma-separated scenario keys (e.g. proj_base_p1,proj_p1): only those run,
+                        without the calibration, the mixed scenarios and the profiles
 Only loopback addresses are used; every child process is stopped on exit, error or Ctrl-C.
 """
 
@@ -44,7 +46,15 @@ from urllib.parse import urlencode
 import dbsetup
 import procstat
 import report
-from probe import FILTERED_QUERY, PAGE_LIMIT, PAGE_WALK, SCALE_LIMIT, run_probe
+from probe import (
+    FILTERED_QUERY,
+    LABEL_PATH,
+    PAGE_LIMIT,
+    PAGE_WALK,
+    PROJECTS_PATH,
+    SCALE_LIMIT,
+    run_probe,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -67,6 +77,7 @@ class Config:
     seed: bool
     quiet_wait: int
     doc: Path
+    only: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> Config:
@@ -79,6 +90,7 @@ class Config:
             seed=os.environ.get("BENCH_SEED", "1") != "0",
             quiet_wait=max(0, int(os.environ.get("BENCH_QUIET_WAIT", "120"))),
             doc=ROOT / os.environ.get("BENCH_DOC", "docs/benchmarks.md"),
+            only=frozenset(k for k in os.environ.get("BENCH_ONLY", "").split(",") if k),
         )
 
 
@@ -166,12 +178,12 @@ def login(port: int, username: str) -> str:
     return str(body["access_token"])
 
 
-def page_100_cursor(port: int, token: str) -> str:
-    """Walk 99 pages by next_cursor, as a client would, to reach page 100."""
-    path = f"/api/v1/tasks?limit={SCALE_LIMIT}"
+def page_100_cursor(port: int, token: str, path: str = f"/api/v1/tasks?limit={SCALE_LIMIT}") -> str:
+    """Walk 99 pages of `path` by next_cursor, as a client would, to reach page 100."""
     cursor: str | None = None
     for page in range(1, PAGE_WALK + 1):
-        query = path + ("&" + urlencode({"cursor": cursor}) if cursor else "")
+        joiner = "&" if "?" in path else "?"
+        query = path + (joiner + urlencode({"cursor": cursor}) if cursor else "")
         status, body = http_request(
             port, "GET", query, headers={"Authorization": f"Bearer {token}"}
         )
@@ -387,6 +399,7 @@ class Context:
     cursors: dict[str, str]
     task_id: str
     ids_file: Path
+    project_task_id: str = ""
 
 
 LIST_PATH = f"/api/v1/tasks?limit={PAGE_LIMIT}"
@@ -400,6 +413,14 @@ def scenarios(ctx: Context) -> list[Scenario]:
     def page100(user: str) -> str:
         return scale + "&" + urlencode({"cursor": ctx.cursors[user]})
 
+    def walked(path: str, name: str) -> str:
+        return path + ("&" if "?" in path else "?") + urlencode({"cursor": ctx.cursors[name]})
+
+    # Issue 13: listing across 50 projects against a personal-only user with as many tasks
+    # (the same URL, so the same page size and response), and the label filter's page cost.
+    members, personal = dbsetup.PROJECT_USER, dbsetup.BENCH_USER
+    projects100 = PROJECTS_PATH + "?limit=100"
+
     return [
         Scenario("health", "/health (local ceiling)", "get.lua", "/health", 32, every_round=True, authenticated=False),
         Scenario("list32", "list first page", "get.lua", LIST_PATH, 32, every_round=True),
@@ -407,11 +428,20 @@ def scenarios(ctx: Context) -> list[Scenario]:
         Scenario("list256", "list first page", "get.lua", LIST_PATH, 256, every_round=True),
         Scenario("filter", "list filter + sort -due_at", "get.lua", f"/api/v1/tasks?{urlencode(FILTERED_QUERY)}", 32),
         Scenario("get", "get one task", "get.lua", f"/api/v1/tasks/{ctx.task_id}", 32),
+        Scenario("get_project", "get one project task (50-project user)", "get.lua", f"/api/v1/tasks/{ctx.project_task_id}", 32, user=members),
         Scenario("me", "get current user", "get.lua", "/api/v1/users/me", 32, every_round=True),
         Scenario("scale_large_p1", "scale: 100k-task user, page 1", "get.lua", scale, 4, user=large),
         Scenario("scale_small_p1", "scale: 1k-task user, page 1", "get.lua", scale, 4, user=small),
         Scenario("scale_large_p100", "scale: 100k-task user, page 100", "get.lua", page100(large), 4, user=large),
         Scenario("scale_small_p100", "scale: 1k-task user, page 100", "get.lua", page100(small), 4, user=small),
+        Scenario("proj_base_p1", "projects: personal-only user (10k tasks), page 1", "get.lua", PROJECTS_PATH, 4, user=personal),
+        Scenario("proj_p1", "projects: 50-project user (10k tasks), page 1", "get.lua", PROJECTS_PATH, 4, user=members),
+        Scenario("proj_base_p1_l100", "projects: personal-only user, page 1 of 100", "get.lua", projects100, 4, user=personal),
+        Scenario("proj_p1_l100", "projects: 50-project user, page 1 of 100", "get.lua", projects100, 4, user=members),
+        Scenario("proj_base_p100", "projects: personal-only user, page 100", "get.lua", walked(PROJECTS_PATH, "proj_base"), 4, user=personal),
+        Scenario("proj_p100", "projects: 50-project user, page 100", "get.lua", walked(PROJECTS_PATH, "proj"), 4, user=members),
+        Scenario("label_p1", f"label={dbsetup.LABEL}: 100k-task user, page 1", "get.lua", LABEL_PATH, 4, user=large),
+        Scenario("label_p100", f"label={dbsetup.LABEL}: 100k-task user, page 100", "get.lua", walked(LABEL_PATH, "label"), 4, user=large),
         Scenario("login", "login (bcrypt 12)", "login.lua", "/api/v1/auth/login", 4, every_round=True, authenticated=False, env=LOGIN_ENV),
         # The mixed scenarios (MIXED: a login burst, a login flood, logins during saturating reads,
         # half-sent requests held open) run here, before create.
@@ -684,21 +714,36 @@ def run_round(
     with running_server(workers, secret) as server:
         tokens = {
             user: login(server.port, user)
-            for user in (dbsetup.BENCH_USER, dbsetup.SMALL_USER, dbsetup.LARGE_USER)
+            for user in (
+                dbsetup.BENCH_USER,
+                dbsetup.SMALL_USER,
+                dbsetup.LARGE_USER,
+                dbsetup.PROJECT_USER,
+            )
         }
         cursors = {
             user: page_100_cursor(server.port, tokens[user])
             for user in (dbsetup.SMALL_USER, dbsetup.LARGE_USER)
         }
+        walks = (
+            ("proj_base", dbsetup.BENCH_USER, PROJECTS_PATH),
+            ("proj", dbsetup.PROJECT_USER, PROJECTS_PATH),
+            ("label", dbsetup.LARGE_USER, LABEL_PATH),
+        )
+        for name, user, path in walks:
+            cursors[name] = page_100_cursor(server.port, tokens[user], path)
         ids = dbsetup.task_ids(user_ids[dbsetup.BENCH_USER], 500)
         ids_file = OUT_DIR / "patch-ids.txt"
         ids_file.write_text("\n".join(ids) + "\n")
-        ctx = Context(cfg, server, tokens, cursors, ids[0], ids_file)
+        project_task = dbsetup.project_task_ids(user_ids[dbsetup.PROJECT_USER], 1)[0]
+        ctx = Context(cfg, server, tokens, cursors, ids[0], ids_file, project_task)
         server_info = report.server_runtime(server.worker_pids())
         for sc in scenarios(ctx):
-            if not (first or sc.every_round):
+            if not (first or sc.every_round) or (cfg.only and sc.key not in cfg.only):
                 continue
-            if sc.key == "create":  # the mixed scenarios before create and patch change the data
+            if (
+                sc.key == "create" and not cfg.only
+            ):  # the mixed scenarios before create and patch change the data
                 for label, mixed in MIXED:
                     log(f"[{workers}w] {label}")
                     mixed_results = mixed(ctx)
@@ -710,7 +755,9 @@ def run_round(
             results.append(run_scenario(ctx, sc))
             _log_result(log, results[-1])
             time.sleep(AFTER_LOGINS_SECONDS if sc.key == "login" else PAUSE_SECONDS)
-            if sc.key == "me" and first and cfg.profile:  # before any login keeps bcrypt busy
+            if (
+                sc.key == "me" and first and cfg.profile and not cfg.only
+            ):  # before any login keeps bcrypt busy
                 for key, label, path in PROFILED:
                     log(f"[{workers}w] py-spy profile under {label} (32 connections)")
                     profile = run_profile(ctx, key, label, path)
@@ -779,16 +826,18 @@ def main() -> int:
         rounds: list[report.Round] = []
         profiles: list[report.Profile] = []
         wait_for_quiet(cfg.quiet_wait, log)
-        log("calibration: a bare Starlette JSON endpoint, same server flags")
-        bare = run_bare(cfg)
-        _log_result(log, bare)
+        bare = None
+        if not cfg.only or "bare" in cfg.only:
+            log("calibration: a bare Starlette JSON endpoint, same server flags")
+            bare = run_bare(cfg)
+            _log_result(log, bare)
         for index, workers in enumerate(cfg.workers):
             if index:
                 wait_for_quiet(cfg.quiet_wait, log)
             results, round_profiles, server_info = run_round(
                 cfg, workers, seeded.user_ids, index == 0, log
             )
-            if index == 0:
+            if index == 0 and bare is not None:
                 results.insert(0, bare)
             rounds.append(report.Round(workers=workers, results=results, server=server_info))
             profiles += round_profiles
