@@ -558,3 +558,21 @@ async def test_an_assignee_removed_while_a_task_is_assigned_to_them_is_never_lef
         created = await creating
     assert_problem(created, 422)
     assert await listing(client, alice) == []
+
+
+async def test_a_listing_of_several_named_projects_is_one_page_in_order(
+    client: httpx.AsyncClient, alice: ApiUser
+) -> None:
+    """Two projects' tasks interleaved in time: the first page of `project_id=A&project_id=B` is
+    the newest tasks of both, not one project's page followed by the other's."""
+    first = await make_project(client, alice, name="A")
+    second = await make_project(client, alice, name="B")
+    for i in range(6):
+        await create(client, alice, title=f"t{i}", project_id=(first, second)[i % 2]["id"])
+    query = {"project_id": [first["id"], second["id"]], "limit": 3}
+    page = (await client.get(TASKS, params=query, headers=alice.headers)).json()
+    assert [item["title"] for item in page["items"]] == ["t5", "t4", "t3"]
+    rest = await client.get(
+        TASKS, params={**query, "limit": 10, "cursor": page["next_cursor"]}, headers=alice.headers
+    )
+    assert [item["title"] for item in rest.json()["items"]] == ["t2", "t1", "t0"]

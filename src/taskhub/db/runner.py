@@ -188,8 +188,10 @@ class _PsycopgConnection(Queries):
         bound = {**defaults, **params}
         if self.observers:
             self._note(sql, bound)
+        # custom_plan: sent unprepared, so PostgreSQL plans it for these values every time.
+        prepare = False if statement.get_execution_options().get("custom_plan") else None
         try:
-            cursor = await self._connection.execute(sql, bound)
+            cursor = await self._connection.execute(sql, bound, prepare=prepare)
         except psycopg.IntegrityError as exc:
             refused = type(exc).__name__
         else:

@@ -535,11 +535,20 @@ def _page_statement(shape: _PageShape) -> Executable:
     """
     if shape.dialect != "postgresql":
         return _walk(shape, _scopes(shape))
+    if not (shape.all_projects or shape.projects):  # personal tasks only: one index walk
+        walk = _walk(shape, Task.owner_id == _CALLER)
+        return walk.execution_options(custom_plan=True) if shape.labels else walk
+    # Each arm yields only the page's keys (read from its index alone when no filter needs the
+    # row); the page's rows are then read by primary key: a member of n projects sorts
+    # n x limit narrow keys, not n x limit whole rows.
+    key_columns = [Task.id] + ([] if shape.undated else [getattr(Task, shape.order.column)])
     arms: list[Select[Any]] = []
     if shape.personal:
-        arms.append(_walk(shape, Task.owner_id == _CALLER))
+        arms.append(_walk(shape, Task.owner_id == _CALLER, key_columns))
     if shape.all_projects or shape.projects:
-        per_project = _walk(shape, Task.project_id == ProjectMember.project_id).lateral()
+        per_project = _walk(
+            shape, Task.project_id == ProjectMember.project_id, key_columns
+        ).lateral()
         arms.append(
             select(*per_project.c)
             .select_from(ProjectMember)
@@ -548,15 +557,27 @@ def _page_statement(shape: _PageShape) -> Executable:
                 ProjectMember.user_id == _CALLER, *_chosen_projects(shape, ProjectMember.project_id)
             )
         )
-    if len(arms) == 1:
-        return arms[0]
-    merged = union_all(*arms).subquery()
-    keys = [merged.c[name] for name in _sort_keys(shape)]
-    return (
+    # Ordered and limited even with one arm: the LATERAL arm alone yields a page per project.
+    merged = (union_all(*arms) if len(arms) > 1 else arms[0]).subquery()
+    merged_keys = [merged.c[name] for name in _sort_keys(shape)]
+    page = (
         select(*merged.c)
-        .order_by(*pagination.directed(keys, descending=shape.order.descending))
+        .order_by(*pagination.directed(merged_keys, descending=shape.order.descending))
         .limit(bindparam("limit"))
+        .subquery()
     )
+    keys = [page.c[name] for name in _sort_keys(shape)]
+    statement = (
+        select(*_TASK)
+        .select_from(page)
+        .join(Task, Task.id == page.c.id)
+        .order_by(*pagination.directed(keys, descending=shape.order.descending))
+    )
+    if shape.labels:
+        # A generic plan does not know how many of the caller's tasks carry the label and may
+        # pick a bitmap of every one of them plus a sort: plan each execution with its values.
+        statement = statement.execution_options(custom_plan=True)
+    return statement
 
 
 def _chosen_projects(shape: _PageShape, column: Any) -> list[ColumnElement[bool]]:
@@ -586,11 +607,11 @@ def _sort_keys(shape: _PageShape) -> tuple[str, ...]:
     return ("id",) if shape.undated else (shape.order.column, "id")
 
 
-def _walk(shape: _PageShape, scope: ColumnElement[bool]) -> Select[Any]:
+def _walk(shape: _PageShape, scope: ColumnElement[bool], columns: Any = _TASK) -> Select[Any]:
     """One scope's tasks in the page's order, from the cursor on, at most a page of them."""
     order = shape.order
     column: Any = getattr(Task, order.column)
-    query = select(*_TASK).where(scope, *_filter_clauses(shape))
+    query = select(*columns).where(scope, *_filter_clauses(shape))
     if shape.undated:
         query = query.where(column.is_(None))
     elif order.nullable:
