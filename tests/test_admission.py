@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from taskhub.http.admission import AdmissionGate, Overloaded
 from taskhub.main import create_app
 from tests.conftest import client_of, make_settings
-from tests.helpers import API, assert_problem
+from tests.helpers import API, DEFAULT_PASSWORD, assert_problem
 
 
 async def _settle() -> None:
@@ -129,4 +129,24 @@ class TestAdmissionInTheApp:
         held.release.set()
 
         assert health.status_code == 200
+        await holder
+
+    async def test_logins_and_registrations_pass_the_gate_the_hash_queue_admits_them(
+        self, held: HeldApp
+    ) -> None:
+        """With every place taken, a registration and a login still run (the hash queue bounds
+        them, HASH_QUEUE_LIMIT): they do not wait behind the reads in the gate."""
+        holder = asyncio.create_task(held.http.get(f"{API}/held"))
+        await held.entered.wait()
+
+        registered = await held.http.post(
+            f"{API}/auth/register", json={"username": "waiting", "password": DEFAULT_PASSWORD}
+        )
+        logged_in = await held.http.post(
+            f"{API}/auth/login", data={"username": "waiting", "password": DEFAULT_PASSWORD}
+        )
+        held.release.set()
+
+        assert registered.status_code == 201, registered.text
+        assert logged_in.status_code == 200, logged_in.text
         await holder

@@ -45,6 +45,10 @@ API_ROUTERS = (
     comment_router.router,
 )
 LOGIN_PATH = f"{API_PREFIX}/auth/login"
+# The routes that hash a password: the hash queue admits them, not the request gate.
+HASHING_PATHS = frozenset(
+    {LOGIN_PATH, f"{API_PREFIX}/auth/register", f"{API_PREFIX}/users/me/password"}
+)
 OPENAPI_PATH = "/openapi.json"
 # The only routes reachable without a token; every other one must take the auth dependency, or
 # the app refuses to start (taskhub.http.routing.require_authentication).
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         read_timeout=settings.REQUEST_READ_TIMEOUT,
         record_outcome=install_metrics(app, settings, database),
         admission=AdmissionGate(settings.admission_limit, settings.REQUEST_QUEUE_TIMEOUT),
+        hashing_paths=HASHING_PATHS,
     )
     install_error_handlers(app)
     install_openapi(
