@@ -14,8 +14,9 @@ Environment overrides, for a quick smoke run:
     BENCH_SEED=1        0 reuses the database a previous run seeded (no drop, no seed)
     BENCH_QUIET_WAIT=120  seconds to wait at most for other jobs on the machine to go quiet
     BENCH_DOC=docs/benchmarks.md
-    BENCH_ONLY=         comma-separated scenario keys (e.g. proj_base_p1,proj_p1): only those run,
-                        without the calibration, the mixed scenarios and the profiles
+    BENCH_ONLY=         comma-separated scenario keys (e.g. proj_base_p1,proj_p1; `mixed` for the
+                        abuse scenarios run together): only those run,
+                        without the calibration and the profiles (the mixed ones only with `mixed`)
 Only loopback addresses are used; every child process is stopped on exit, error or Ctrl-C.
 """
 
@@ -739,11 +740,10 @@ def run_round(
         ctx = Context(cfg, server, tokens, cursors, ids[0], ids_file, project_task)
         server_info = report.server_runtime(server.worker_pids())
         for sc in scenarios(ctx):
-            if not (first or sc.every_round) or (cfg.only and sc.key not in cfg.only):
+            if not (first or sc.every_round):
                 continue
-            if (
-                sc.key == "create" and not cfg.only
-            ):  # the mixed scenarios before create and patch change the data
+            if sc.key == "create" and (not cfg.only or "mixed" in cfg.only):
+                # The mixed scenarios before create and patch change the data.
                 for label, mixed in MIXED:
                     log(f"[{workers}w] {label}")
                     mixed_results = mixed(ctx)
@@ -751,6 +751,8 @@ def run_round(
                     for result in mixed_results:
                         _log_result(log, result)
                     time.sleep(AFTER_LOGINS_SECONDS)
+            if cfg.only and sc.key not in cfg.only:
+                continue
             log(f"[{workers}w] {sc.label} ({sc.connections} connections)")
             results.append(run_scenario(ctx, sc))
             _log_result(log, results[-1])

@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         record_outcome=install_metrics(app, settings, database),
         admission=AdmissionGate(settings.admission_limit, settings.REQUEST_QUEUE_TIMEOUT),
         hashing_paths=HASHING_PATHS,
+        hashing_has_room=lambda: not passwords.hashing_full(queue_limit=settings.HASH_QUEUE_LIMIT),
     )
     install_error_handlers(app)
     install_openapi(

@@ -59,7 +59,6 @@ async def register(
     check_new_password(
         password, username=username, min_length=settings.PASSWORD_MIN_LENGTH, field="password"
     )
-    passwords.refuse_when_busy(queue_limit=settings.HASH_QUEUE_LIMIT)
     await limiter.hit_register(ip=client_ip)
     # No connection is held while bcrypt runs: the INSERT comes after, on its own.
     password_hash = await passwords.hash_password(
@@ -87,7 +86,6 @@ async def login(
     """Check the credentials and start a session. Unknown user and wrong password look the same,
     and both count towards the failed-login limits; while limited, even the right password is 429.
     """
-    passwords.refuse_when_busy(queue_limit=settings.HASH_QUEUE_LIMIT)
     await limiter.begin_login_attempt(username=username, ip=client_ip)
     account = await _account_with_password(
         db, settings=settings, username=username, password=password

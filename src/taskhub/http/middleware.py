@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from taskhub.context import RequestContext, close_request, open_request
 from taskhub.errors import problem_response
 from taskhub.http.admission import AdmissionGate, Overloaded
+from taskhub.security.passwords import HashingBusy
 
 logger = logging.getLogger("taskhub.request")
 
@@ -81,6 +82,7 @@ class RequestContextMiddleware:
         record_outcome: OutcomeRecorder | None = None,
         admission: AdmissionGate | None = None,
         hashing_paths: frozenset[str] = frozenset(),
+        hashing_has_room: Callable[[], bool] = lambda: False,
     ) -> None:
         self.app = app
         # API responses are never cached and API requests pass the admission gate; the rest
@@ -92,10 +94,13 @@ class RequestContextMiddleware:
         self.read_timeout = read_timeout
         self.record_outcome = record_outcome
         self.admission = admission
-        # Requests that hash a password are bounded by the hash queue instead (HASH_QUEUE_LIMIT,
-        # refused at once past it, before any other work): queued behind every read in the
-        # gate, logins under a saturating read load lost half their rate to the wait alone.
+        # A request that will hash a password skips the gate while the hash queue has room: the
+        # queue bounds those (HASH_QUEUE_LIMIT), and queued behind every read in the gate, logins
+        # under a saturating read load lost half their rate to the wait alone. Once the queue is
+        # full they take their turn in the gate like any request before being refused: a flood
+        # answered at once would come back at once and take the event loop from the reads.
         self.hashing_paths = hashing_paths
+        self.hashing_has_room = hashing_has_room
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,7 +141,8 @@ class RequestContextMiddleware:
                     status = CLIENT_CLOSED
                     return
                 receive = _replaying(body, receive)
-            gate = self.admission if api and scope["path"] not in self.hashing_paths else None
+            hashing = scope["path"] in self.hashing_paths
+            gate = self.admission if api and not (hashing and self.hashing_has_room()) else None
             if gate is not None:
                 try:
                     await gate.enter()
@@ -144,6 +150,13 @@ class RequestContextMiddleware:
                     await _send_problem(send_with_headers, 503, BUSY, headers=BUSY_HEADERS)
                     return
             try:
+                if hashing and not self.hashing_has_room():
+                    # Refused after its turn, before routing, parsing or any query: a flood of
+                    # logins past the hash queue costs the event loop little more than its bytes.
+                    await _send_problem(
+                        send_with_headers, 503, HashingBusy.detail, headers=BUSY_HEADERS
+                    )
+                    return
                 await self.app(scope, receive, send_with_headers)
             finally:
                 if gate is not None:

@@ -150,13 +150,11 @@ def share_cpu_between(workers: int) -> None:
     _hashing_pool().share.workers = workers
 
 
-def refuse_when_busy(*, queue_limit: int | None) -> None:
-    """HashingBusy now if the queue is full, before a request that needs a hash does any other
-    work: a flood of logins past the queue then costs each refused one little more than its
-    parsing, and leaves the event loop to everyone else. (The queue is checked again when the
-    hash is submitted: this only refuses earlier, never admits more.)"""
-    if _hashing_pool().full(queue_limit):
-        raise HashingBusy()
+def hashing_full(*, queue_limit: int | None) -> bool:
+    """Whether a hash submitted now would be refused (HashingBusy). The HTTP layer asks before a
+    request that needs one does any other work (http/middleware.py); the queue is checked again
+    when the hash is submitted, so this only refuses earlier, never admits more."""
+    return _hashing_pool().full(queue_limit)
 
 
 async def _in_hashing_thread(

@@ -33,7 +33,6 @@ async def change_password(
     A wrong current password counts as a failed login, so a stolen access token cannot be used
     to guess the password faster than the login form allows.
     """
-    passwords.refuse_when_busy(queue_limit=settings.HASH_QUEUE_LIMIT)
     await limiter.begin_login_attempt(username=username, ip=client_ip)
     account = await auth_service.check_password(
         db, settings=settings, username=username, password=current_password
