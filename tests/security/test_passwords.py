@@ -19,6 +19,7 @@ from taskhub.security.common_passwords import COMMON_PASSWORD_COUNT, is_common_p
 from taskhub.security.passwords import (
     BCRYPT_MAX_BYTES,
     LOADED_SHARE,
+    LOADED_SHARE_EVERY_CORE,
     LOOP_BUSY,
     LOOP_IDLE,
     MAX_REST_SECONDS,
@@ -269,11 +270,18 @@ class TestCpuShare:
     def test_a_busy_event_loop_leaves_hashing_its_loaded_share(self) -> None:
         share = CpuShare(cores=2, threads=1, workers=2)
 
-        assert share.per_thread(loop_busy=1.0) == pytest.approx(0.5 * LOADED_SHARE)
+        assert share.per_thread(loop_busy=1.0) == pytest.approx(0.5 * LOADED_SHARE_EVERY_CORE)
         # A hash that got half a core while it ran waits until it has used no more than that.
         assert share.rest(cpu=0.25, wall=0.5, loop_busy=1.0) == pytest.approx(
-            0.25 / (0.5 * LOADED_SHARE) - 0.5
+            0.25 / (0.5 * LOADED_SHARE_EVERY_CORE) - 0.5
         )
+
+    def test_hashing_yields_more_when_every_core_runs_an_event_loop(self) -> None:
+        beside = CpuShare(cores=4, threads=3, workers=2)
+        taken_from_loops = CpuShare(cores=4, threads=3, workers=4)
+
+        assert beside.loaded_share == LOADED_SHARE
+        assert taken_from_loops.loaded_share == LOADED_SHARE_EVERY_CORE < LOADED_SHARE
 
     def test_the_share_moves_linearly_between_an_idle_and_a_busy_loop(self) -> None:
         share = CpuShare(cores=2, threads=1)

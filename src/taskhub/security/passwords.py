@@ -27,11 +27,15 @@ _HASHING_THREADS = max(1, _CORES - 1)
 QUEUE_PER_THREAD = 4
 # Hashing's share of the CPU (ADR 0004). All the worker processes of a machine together hash on
 # at most cores - 1 cores' worth of CPU time; while a process's event loop is busy serving,
-# its hashing keeps LOADED_SHARE of its part and serving gets the rest. The hashing threads run
-# at the process's own priority, so that share is theirs even when reads saturate every core
+# its hashing keeps a loaded share of its part and serving gets the rest. The hashing threads
+# run at the process's own priority, so that share is theirs even when reads saturate every core
 # (10 steps nicer, they got a few % of a core there and logins timed out), and rest between
-# hashes to keep to it.
+# hashes to keep to it. The share is smaller when every core runs a worker's event loop: then
+# each hash is taken from a loop, where with fewer workers than cores it runs beside them
+# (measured in docs/benchmarks.md, run 7: with 0.55 on two workers over two cores, saturating
+# reads kept 44-61 % during logins; with 0.35, 72 %, logins keeping 68 % of their rate).
 LOADED_SHARE = 0.55
+LOADED_SHARE_EVERY_CORE = 0.35
 # The event loop's use of a core, measured across a hash, below which it counts as idle and
 # above which as busy (the share moves linearly in between).
 LOOP_IDLE, LOOP_BUSY = 0.25, 0.75
@@ -79,7 +83,12 @@ class CpuShare:
         one."""
         alone = min(1.0, max(1, self.cores - 1) / self.workers / self.threads)
         load = min(1.0, max(0.0, (loop_busy - LOOP_IDLE) / (LOOP_BUSY - LOOP_IDLE)))
-        return alone * (1 - (1 - LOADED_SHARE) * load)
+        return alone * (1 - (1 - self.loaded_share) * load)
+
+    @property
+    def loaded_share(self) -> float:
+        """What a busy event loop leaves its hashing of its part."""
+        return LOADED_SHARE_EVERY_CORE if self.workers >= self.cores else LOADED_SHARE
 
     def rest(self, *, cpu: float, wall: float, loop_busy: float) -> float:
         """Seconds before this thread's next hash."""
