@@ -45,6 +45,10 @@ async def test_list_and_get_tasks_are_two_statements_each(
 async def test_a_plain_create_is_one_insert_without_a_transaction(
     client: httpx.AsyncClient, alice: ApiUser, app: FastAPI
 ) -> None:
+    """After the scope's first create, which counts its tasks for the quota (QuotaHeadroom)."""
+    with statements(app) as sent:
+        await create_task(client, alice, title="counted")
+    assert sent == ["SELECT", "SELECT", "INSERT"]
     with statements(app) as sent:
         await create_task(client, alice, title="written")
     assert sent == ["SELECT", "INSERT"]
@@ -87,6 +91,7 @@ async def test_a_project_task_costs_the_round_trips_of_a_personal_one(
     a personal task (the auth check and one statement)."""
     project = await make_project(client, alice)
     await add_member(client, alice, project["id"], bob.username, "editor")
+    await create_task(client, bob, title="counted", project_id=project["id"])
     with statements(app) as sent:
         created = await client.post(
             f"{API}/tasks",

@@ -233,41 +233,38 @@ _COLUMN_TYPES = {column.key: column.type for column in _WRITTEN}
 
 
 def _bounded_count(scope: ColumnElement[bool]) -> Any:
-    """How many tasks `scope` holds, counted no further than the quota: the check costs the same
-    for a scope far below it and one at it."""
+    """How many tasks `scope` holds, counted no further than the quota: a count's cost never grows
+    past what the limit allows."""
     capped = select(Task.id).where(scope).limit(bindparam("quota", type_=Integer())).subquery()
     return select(func.count()).select_from(capped).scalar_subquery()
 
 
 @lru_cache(maxsize=8)
 def _insert_statement(*, in_project: bool, assigned: bool) -> Executable:
-    """One INSERT ... SELECT ... RETURNING: the row is written only if every condition holds
-    (quota; in a project, the caller's right and the assignee's membership), in one statement."""
+    """One INSERT ... SELECT ... RETURNING: in a project, the row is written only if the caller
+    may and the assignee is a member, in the same statement."""
     names = [column.key for column in _WRITTEN]
     conditions: list[Any] = []
     if in_project:
         project = bindparam("project_id", type_=Task.project_id.type)
         writer = roles_allowed(Action.WRITE_TASKS)
         conditions.append(_membership(of=project, roles=writer, writable=True, locked=True))
-        conditions.append(_bounded_count(Task.project_id == project) < bindparam("quota"))
         if assigned:
             assignee = bindparam("assignee_id", type_=Task.assignee_id.type)
             conditions.append(_membership(of=project, who=assignee, locked=True))
-    else:
-        conditions.append(_bounded_count(Task.owner_id == _CALLER) < bindparam("quota"))
     row = select(*(bindparam(name, type_=_COLUMN_TYPES[name]) for name in names)).where(*conditions)
     return insert(Task).from_select(names, row).returning(*_TASK)
 
 
 async def insert_task(
-    db: Queries, *, caller_id: uuid.UUID, values: dict[str, Any], quota: int
+    db: Queries, *, caller_id: uuid.UUID, values: dict[str, Any]
 ) -> TaskRecord | None:
     """Insert one task (every written column given) and return it; None when a condition refused
-    it (the caller's right, an assignee who is not a member, or the quota)."""
+    it (the caller's right in the project, or an assignee who is not a member)."""
     statement = _insert_statement(
         in_project=values["project_id"] is not None, assigned=values["assignee_id"] is not None
     )
-    params = {**values, "caller_id": caller_id, "quota": quota}
+    params = {**values, "caller_id": caller_id}
     return await db.record(statement, params, TaskRecord)
 
 
