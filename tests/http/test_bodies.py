@@ -3,8 +3,8 @@ where the limits are, and that no text makes it recurse or scan more than once."
 
 from __future__ import annotations
 
-import json
 import gc
+import json
 import sys
 import time
 from collections.abc import Callable
