@@ -21,7 +21,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    or_,
     select,
     update,
 )
@@ -33,7 +32,6 @@ from taskhub.db.runner import Queries, selecting
 from taskhub.pagination import Position
 from taskhub.projects.models import Project, ProjectMember
 from taskhub.projects.roles import Action, Role, roles_allowed
-from taskhub.tasks.models import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,22 +346,6 @@ async def remove_member(db: Queries, *, project_id: uuid.UUID, member_id: uuid.U
     return await db.count(_REMOVE_MEMBER, params) > 0
 
 
-# A change of the task like any other: a new version (ETag) and updated_at.
-_UNASSIGN_LEAVER = (
-    update(Task)
-    .where(Task.project_id == bindparam("in_project"), Task.assignee_id == bindparam("member_id"))
-    .values(assignee_id=None, version=Task.version + 1, updated_at=bindparam("now"))
-)
-
-
-async def unassign(
-    db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID, now: datetime
-) -> None:
-    """Someone who left the project is no longer assigned to any of its tasks."""
-    params = {"in_project": project_id, "member_id": member_id, "now": now}
-    await db.execute(_UNASSIGN_LEAVER, params)
-
-
 async def hand_over(
     db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID, from_role: str, to_role: Role
 ) -> bool:
@@ -403,26 +385,3 @@ async def owned_with_others(db: Queries, *, caller_id: uuid.UUID) -> list[str]:
 async def delete_sole_projects(db: Queries, *, caller_id: uuid.UUID) -> None:
     """The projects the caller is the only member of go (with everything in them)."""
     await db.execute(_DELETE_SOLE_PROJECTS, {"caller_id": caller_id})
-
-
-_LEAVER = bindparam("leaver_id", type_=Task.assignee_id.type)
-# One statement, one new version per task, whichever of the two the leaver was (or both). The
-# foreign keys' SET NULL would do the same without a new version: the ETag would not change.
-_FORGET_PERSON = (
-    update(Task)
-    .where(
-        Task.project_id.is_not(None), or_(Task.assignee_id == _LEAVER, Task.creator_id == _LEAVER)
-    )
-    .values(
-        assignee_id=case((Task.assignee_id == _LEAVER, None), else_=Task.assignee_id),
-        creator_id=case((Task.creator_id == _LEAVER, None), else_=Task.creator_id),
-        version=Task.version + 1,
-        updated_at=bindparam("now"),
-    )
-)
-
-
-async def forget_person(db: Queries, *, user_id: uuid.UUID, now: datetime) -> None:
-    """A deleted account's project tasks stay: unassigned where it was the assignee, with no
-    creator where it was the creator."""
-    await db.execute(_FORGET_PERSON, {"leaver_id": user_id, "now": now})

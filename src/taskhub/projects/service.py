@@ -22,6 +22,7 @@ from taskhub.projects import repository as project_repository
 from taskhub.projects.repository import MemberRecord, ProjectRecord
 from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
 from taskhub.projects.schemas import ProjectCreate, ProjectUpdate, etag
+from taskhub.tasks import repository as task_repository
 
 PROJECT_NOT_FOUND = "Project not found"
 USER_NOT_FOUND = "No such user"
@@ -233,7 +234,7 @@ async def remove_member(
             tx, project_id=project_id, member_id=person.id
         ):
             raise NotFound(MEMBER_NOT_FOUND)
-        await project_repository.unassign(
+        await task_repository.unassign_member(
             tx, project_id=project_id, member_id=person.id, now=utcnow()
         )
 

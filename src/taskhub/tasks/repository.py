@@ -408,6 +408,45 @@ def _carries_labels_postgresql(element: _carries_labels, compiler: SQLCompiler, 
     return f"{column} @> ARRAY[{wanted}]::text[]"
 
 
+# A change of the task like any other: a new version (ETag) and updated_at.
+_UNASSIGN_LEAVER = (
+    update(Task)
+    .where(Task.project_id == bindparam("in_project"), Task.assignee_id == bindparam("member_id"))
+    .values(assignee_id=None, version=Task.version + 1, updated_at=bindparam("now"))
+)
+
+
+async def unassign_member(
+    db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID, now: datetime
+) -> None:
+    """Someone who left the project is no longer assigned to any of its tasks."""
+    params = {"in_project": project_id, "member_id": member_id, "now": now}
+    await db.execute(_UNASSIGN_LEAVER, params)
+
+
+_LEAVER = bindparam("leaver_id", type_=Task.assignee_id.type)
+# One statement, one new version per task, whichever of the two the leaver was (or both). The
+# foreign keys' SET NULL would do the same without a new version: the ETag would not change.
+_FORGET_PERSON = (
+    update(Task)
+    .where(
+        Task.project_id.is_not(None), or_(Task.assignee_id == _LEAVER, Task.creator_id == _LEAVER)
+    )
+    .values(
+        assignee_id=case((Task.assignee_id == _LEAVER, None), else_=Task.assignee_id),
+        creator_id=case((Task.creator_id == _LEAVER, None), else_=Task.creator_id),
+        version=Task.version + 1,
+        updated_at=bindparam("now"),
+    )
+)
+
+
+async def forget_person(db: Queries, *, user_id: uuid.UUID, now: datetime) -> None:
+    """A deleted account's project tasks stay: unassigned where it was the assignee, with no
+    creator where it was the creator."""
+    await db.execute(_FORGET_PERSON, {"leaver_id": user_id, "now": now})
+
+
 @dataclass(frozen=True, slots=True)
 class SortOrder:
     column: str  # created_at, updated_at, priority or due_at

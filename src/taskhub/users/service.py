@@ -13,6 +13,7 @@ from taskhub.errors import Conflict, Unauthorized
 from taskhub.projects import repository as project_repository
 from taskhub.ratelimit import RateLimiter
 from taskhub.security import passwords
+from taskhub.tasks import repository as task_repository
 
 WRONG_CURRENT_PASSWORD = "The current password is incorrect"  # noqa: S105 - a message
 
@@ -70,5 +71,5 @@ async def delete_account(db: Database, *, user_id: uuid.UUID) -> None:
         if shared:
             raise Conflict("Transfer the ownership of these projects first: " + ", ".join(shared))
         await project_repository.delete_sole_projects(tx, caller_id=user_id)
-        await project_repository.forget_person(tx, user_id=user_id, now=utcnow())
+        await task_repository.forget_person(tx, user_id=user_id, now=utcnow())
         await auth_service.delete_account(tx, user_id=user_id)
