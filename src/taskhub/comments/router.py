@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.comments import service as comment_service
@@ -17,21 +16,16 @@ from taskhub.comments.schemas import (
     CommentUpdate,
     render_comment,
 )
-from taskhub.http.dependencies import Db, SettingsDep
+from taskhub.http.dependencies import Db
 from taskhub.http.openapi import error_responses
+from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
 from taskhub.http.responses import json_response
 from taskhub.pagination import KeysetCursors
 
 router = APIRouter(tags=["comments"])
 
 
-async def comment_cursors(settings: SettingsDep) -> KeysetCursors:
-    return _comment_cursors(settings.JWT_SECRET.get_secret_value())
-
-
-@lru_cache(maxsize=4)
-def _comment_cursors(secret: str) -> KeysetCursors:
-    return KeysetCursors(secret, purpose="comment")
+comment_cursors = cursors_of("comment")
 
 
 @router.get(
@@ -44,8 +38,8 @@ async def list_comments(
     principal: CurrentPrincipal,
     db: Db,
     cursors: Annotated[KeysetCursors, Depends(comment_cursors)],
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    limit: PageLimit = 20,
+    cursor: PageCursor = None,
 ) -> Response:
     """A task's comments, oldest first, for whoever sees the task."""
     page = await comment_service.list_comments(
@@ -56,8 +50,7 @@ async def list_comments(
         cursor=cursor,
         cursors=cursors,
     )
-    items = [render_comment(comment) for comment in page.items]
-    return json_response({"items": items, "next_cursor": page.next_cursor})
+    return page_response(page, render_comment)
 
 
 @router.post(

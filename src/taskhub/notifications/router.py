@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from taskhub.auth.dependencies import CurrentPrincipal
-from taskhub.http.dependencies import Db, SettingsDep
+from taskhub.http.dependencies import Db
 from taskhub.http.openapi import error_responses
+from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
 from taskhub.http.responses import json_response
 from taskhub.notifications import service as notification_service
 from taskhub.notifications.schemas import (
@@ -23,13 +23,7 @@ from taskhub.pagination import KeysetCursors
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 
-async def notification_cursors(settings: SettingsDep) -> KeysetCursors:
-    return _notification_cursors(settings.JWT_SECRET.get_secret_value())
-
-
-@lru_cache(maxsize=4)
-def _notification_cursors(secret: str) -> KeysetCursors:
-    return KeysetCursors(secret, purpose="notification")
+notification_cursors = cursors_of("notification")
 
 
 @router.get("", response_model=NotificationPage, responses=error_responses(401, 422))
@@ -38,8 +32,8 @@ async def list_notifications(
     db: Db,
     cursors: Annotated[KeysetCursors, Depends(notification_cursors)],
     unread: bool = False,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    limit: PageLimit = 20,
+    cursor: PageCursor = None,
 ) -> Response:
     """The caller's notifications, newest first; `unread=true` for unread ones only."""
     page = await notification_service.list_notifications(
@@ -50,8 +44,7 @@ async def list_notifications(
         cursor=cursor,
         cursors=cursors,
     )
-    items = [render_notification(notification) for notification in page.items]
-    return json_response({"items": items, "next_cursor": page.next_cursor})
+    return page_response(page, render_notification)
 
 
 @router.post(

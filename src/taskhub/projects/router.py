@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
 from taskhub.http.openapi import error_responses
+from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
 from taskhub.http.responses import json_response
 from taskhub.pagination import KeysetCursors
 from taskhub.projects import service as project_service
@@ -35,13 +35,7 @@ from taskhub.projects.schemas import (
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
-async def project_cursors(settings: SettingsDep) -> KeysetCursors:
-    return _project_cursors(settings.JWT_SECRET.get_secret_value())
-
-
-@lru_cache(maxsize=4)
-def _project_cursors(secret: str) -> KeysetCursors:
-    return KeysetCursors(secret, purpose="project")
+project_cursors = cursors_of("project")
 
 
 def _project_response(project: ProjectRecord, *, status_code: int = 200) -> Response:
@@ -79,8 +73,8 @@ async def list_projects(
     db: Db,
     cursors: Annotated[KeysetCursors, Depends(project_cursors)],
     archived: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    limit: PageLimit = 20,
+    cursor: PageCursor = None,
 ) -> Response:
     """The projects the caller belongs to, newest first; `archived` filters."""
     page = await project_service.list_projects(
@@ -91,8 +85,7 @@ async def list_projects(
         cursor=cursor,
         cursors=cursors,
     )
-    items = [render_project(project) for project in page.items]
-    return json_response({"items": items, "next_cursor": page.next_cursor})
+    return page_response(page, render_project)
 
 
 @router.get("/{project_id}", response_model=ProjectRead, responses=error_responses(401, 404, 422))

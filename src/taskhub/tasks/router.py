@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -16,6 +15,7 @@ from taskhub.errors import ValidationFailed
 from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
 from taskhub.http.openapi import error_responses
+from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
 from taskhub.http.responses import json_response
 from taskhub.pagination import KeysetCursors
 from taskhub.schemas import NoNulStr
@@ -95,13 +95,7 @@ def _search_term(q: str | None) -> str | None:
     return q.casefold()
 
 
-async def task_cursors(settings: SettingsDep) -> KeysetCursors:
-    return _task_cursors(settings.JWT_SECRET.get_secret_value())
-
-
-@lru_cache(maxsize=4)
-def _task_cursors(secret: str) -> KeysetCursors:
-    return KeysetCursors(secret, purpose="task")
+task_cursors = cursors_of("task")
 
 
 @router.post(
@@ -158,8 +152,8 @@ async def list_tasks(
     filters: Annotated[TaskFilters, Depends(task_filters)],
     cursors: Annotated[KeysetCursors, Depends(task_cursors)],
     sort: SortKey = "-created_at",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    limit: PageLimit = 20,
+    cursor: PageCursor = None,
 ) -> Response:
     """Every task the caller can see (personal ones and their projects'), filtered and sorted,
     one keyset page at a time."""
@@ -172,8 +166,7 @@ async def list_tasks(
         cursor=cursor,
         cursors=cursors,
     )
-    items = [render_task(task) for task in page.items]
-    return json_response({"items": items, "next_cursor": page.next_cursor})
+    return page_response(page, render_task)
 
 
 @router.get("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 422))
