@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from taskhub import pagination
+from taskhub import etags, pagination
 from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
@@ -21,7 +21,7 @@ from taskhub.pagination import KeysetCursors, Page, Position
 from taskhub.projects import repository as project_repository
 from taskhub.projects.repository import MemberRecord, ProjectRecord
 from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
-from taskhub.projects.schemas import ProjectCreate, ProjectUpdate, etag
+from taskhub.projects.schemas import ProjectCreate, ProjectUpdate
 from taskhub.tasks import repository as task_repository
 
 PROJECT_NOT_FOUND = "Project not found"
@@ -32,17 +32,25 @@ OWNER_STAYS = "The owner cannot leave or be removed, nor change role: transfer o
 _CREATED_AT_KEY = pagination.timestamp_key()
 
 
+def require_role(role: str, action: Action, *, archived: bool = False) -> None:
+    """403 naming the least role that may take `action`, unless `role` may; and 403 when the
+    action would write content of an archived project (`archived`). Tasks and comments ask too."""
+    if not may(Role(role), action):
+        raise Forbidden(f"Requires the {LEAST_ROLE[action].value} role in this project")
+    if archived:
+        raise Forbidden(ARCHIVED)
+
+
 def require(project: ProjectRecord, action: Action) -> None:
     """403 naming the least role that may take `action`, unless the caller's role may."""
-    if not may(Role(project.role), action):
-        raise Forbidden(f"Requires the {LEAST_ROLE[action].value} role in this project")
+    require_role(project.role, action)
 
 
 def _check_if_match(project: ProjectRecord, if_match: Collection[str] | None) -> int | None:
     """The version a conditional write must still find; 412 if If-Match names another."""
     if if_match is None:
         return None
-    if "*" not in if_match and etag(project) not in if_match:
+    if not etags.names(if_match, project.version):
         raise PreconditionFailed()
     return project.version
 

@@ -21,11 +21,11 @@ from taskhub import etags, pagination
 from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
-from taskhub.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from taskhub.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from taskhub.pagination import KeysetCursors, Page, Position
 from taskhub.projects import repository as project_repository
-from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
-from taskhub.projects.service import ARCHIVED, PROJECT_NOT_FOUND
+from taskhub.projects.roles import Action
+from taskhub.projects.service import PROJECT_NOT_FOUND, require_role
 from taskhub.tasks import repository as task_repository
 from taskhub.tasks.models import SEARCH_SEPARATOR, TaskPriority, TaskStatus
 from taskhub.tasks.repository import SortOrder, TaskAccess, TaskChanges, TaskFilters, TaskRecord
@@ -61,10 +61,7 @@ def require(access: TaskAccess, action: Action) -> None:
     caller's role may; read-only while the project is archived (reads excepted)."""
     if access.role is None:  # the caller's own personal task
         return
-    if not may(Role(access.role), action):
-        raise Forbidden(f"Requires the {LEAST_ROLE[action].value} role in this project")
-    if access.archived and action is not Action.SEE:
-        raise Forbidden(ARCHIVED)
+    require_role(access.role, action, archived=access.archived and action is not Action.SEE)
 
 
 async def find_access(db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID) -> TaskAccess:
@@ -197,14 +194,11 @@ async def _require_in_project(db: Queries, *, caller_id: uuid.UUID, project_id: 
     project = await project_repository.get_visible(db, caller_id=caller_id, project_id=project_id)
     if project is None:
         raise NotFound(PROJECT_NOT_FOUND)
-    if not may(Role(project.role), Action.WRITE_TASKS):
-        raise Forbidden(f"Requires the {LEAST_ROLE[Action.WRITE_TASKS].value} role in this project")
-    if project.archived:
-        raise Forbidden(ARCHIVED)
+    require_role(project.role, Action.WRITE_TASKS, archived=project.archived)
 
 
 async def _require_member(db: Queries, *, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    if await project_repository.get_member(db, project_id=project_id, member_id=user_id) is None:
+    if not await task_repository.is_assignable(db, project_id=project_id, assignee_id=user_id):
         raise ValidationFailed(loc=["body", "assignee_id"], msg=NOT_A_MEMBER)
 
 
@@ -226,7 +220,7 @@ async def _expected_version(
     if len(versions) == 1:
         return next(iter(versions))
     access = await find_access(db, caller_id=caller_id, task_id=task_id)
-    if access.version not in versions:
+    if not etags.names(if_match, access.version):
         raise PreconditionFailed()
     return access.version
 
