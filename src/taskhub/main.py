@@ -71,8 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings)
     database = create_database(settings)
-    # The worker processes share the cores, and so hashing's share of them (ADR 0004).
-    passwords.share_cpu_between(settings.WEB_CONCURRENCY)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

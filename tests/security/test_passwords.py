@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from pathlib import Path
 
 import bcrypt
 import pytest
@@ -18,13 +22,14 @@ from taskhub.security import passwords
 from taskhub.security.common_passwords import COMMON_PASSWORD_COUNT, is_common_password
 from taskhub.security.passwords import (
     BCRYPT_MAX_BYTES,
+    HASHING_SLOTS_ENV,
     LOADED_SHARE,
-    LOADED_SHARE_EVERY_CORE,
     LOOP_BUSY,
     LOOP_IDLE,
     MAX_REST_SECONDS,
     CpuShare,
     HashingBusy,
+    HashingSlot,
     fits_bcrypt,
     hash_password,
     verify_against_dummy,
@@ -252,68 +257,109 @@ class TestHashingQueue:
 
 
 class TestCpuShare:
-    """Hashing's share of the CPU: what each hashing thread may use, and its rest between hashes
-    (ADR 0004). Arithmetic only: the shares themselves are measured by `make bench`."""
+    """Hashing's share of the CPU: what a hashing slot may use, its rest between hashes, and the
+    slots the worker processes share (ADR 0004). Arithmetic and locks only: the shares
+    themselves are measured by `make bench`."""
 
-    def test_one_worker_on_two_cores_hashes_on_a_whole_core_without_rest(self) -> None:
-        share = CpuShare(cores=2, threads=1, workers=1)
-
-        assert share.per_thread(loop_busy=0.0) == 1.0
-        assert share.rest(cpu=0.25, wall=0.25, loop_busy=0.0) == 0.0
-
-    def test_workers_split_the_cores_minus_one(self) -> None:
-        share = CpuShare(cores=2, threads=1, workers=2)
-
-        assert share.per_thread(loop_busy=0.0) == 0.5
-        assert share.rest(cpu=0.25, wall=0.25, loop_busy=0.0) == pytest.approx(0.25)
+    def test_an_idle_event_loop_leaves_a_slot_a_whole_core_without_rest(self) -> None:
+        assert CpuShare.per_slot(loop_busy=0.0) == 1.0
+        assert CpuShare.rest(cpu=0.25, wall=0.25, loop_busy=0.0) == 0.0
 
     def test_a_busy_event_loop_leaves_hashing_its_loaded_share(self) -> None:
-        share = CpuShare(cores=2, threads=1, workers=2)
-
-        assert share.per_thread(loop_busy=1.0) == pytest.approx(0.5 * LOADED_SHARE_EVERY_CORE)
-        # A hash that got half a core while it ran waits until it has used no more than that.
-        assert share.rest(cpu=0.25, wall=0.5, loop_busy=1.0) == pytest.approx(
-            0.25 / (0.5 * LOADED_SHARE_EVERY_CORE) - 0.5
+        assert CpuShare.per_slot(loop_busy=1.0) == pytest.approx(LOADED_SHARE)
+        # A hash that got most of a core while it ran waits until it has used no more than that.
+        assert CpuShare.rest(cpu=0.25, wall=0.3, loop_busy=1.0) == pytest.approx(
+            0.25 / LOADED_SHARE - 0.3
         )
 
-    def test_hashing_yields_more_when_every_core_runs_an_event_loop(self) -> None:
-        beside = CpuShare(cores=4, threads=3, workers=2)
-        taken_from_loops = CpuShare(cores=4, threads=3, workers=4)
-
-        assert beside.loaded_share == LOADED_SHARE
-        assert taken_from_loops.loaded_share == LOADED_SHARE_EVERY_CORE < LOADED_SHARE
-
     def test_the_share_moves_linearly_between_an_idle_and_a_busy_loop(self) -> None:
-        share = CpuShare(cores=2, threads=1)
         middle = (LOOP_IDLE + LOOP_BUSY) / 2
 
-        assert share.per_thread(LOOP_IDLE) == 1.0
-        assert share.per_thread(middle) == pytest.approx((1 + LOADED_SHARE) / 2)
-        assert share.per_thread(LOOP_BUSY) == pytest.approx(LOADED_SHARE)
-
-    def test_many_cores_give_each_thread_at_most_one(self) -> None:
-        share = CpuShare(cores=8, threads=7, workers=1)
-
-        assert share.per_thread(loop_busy=0.0) == 1.0
-        assert CpuShare(cores=8, threads=7, workers=4).per_thread(0.0) == pytest.approx(0.25)
+        assert CpuShare.per_slot(LOOP_IDLE) == 1.0
+        assert CpuShare.per_slot(middle) == pytest.approx((1 + LOADED_SHARE) / 2)
+        assert CpuShare.per_slot(LOOP_BUSY) == pytest.approx(LOADED_SHARE)
 
     def test_a_rest_is_bounded(self) -> None:
-        share = CpuShare(cores=2, threads=1, workers=64)
+        assert CpuShare.rest(cpu=10.0, wall=0.1, loop_busy=1.0) == MAX_REST_SECONDS
 
-        assert share.rest(cpu=10.0, wall=0.1, loop_busy=1.0) == MAX_REST_SECONDS
+    def test_a_slot_over_its_share_rests_before_its_next_hash(self, tmp_path: Path) -> None:
+        slot = HashingSlot(str(tmp_path / "slot-0"))
+        share = CpuShare([slot])
+        busy = itertools.count()  # the event loop counts as busy across the hash
+        share._loop_cpu = lambda: next(busy) * 10
 
-    def test_a_thread_over_its_share_rests_before_its_next_hash(self) -> None:
-        share = CpuShare(cores=2, threads=1, workers=10_000)  # a tiny share
-        assert share.run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
+        assert share.run(passwords._hash_sync, "plum-kettle-orbit-42", 10)  # ~60 ms of CPU
 
-        assert share._next_start.at > time.monotonic()
+        with slot.held() as next_start:
+            assert next_start[0] > time.monotonic()
 
-    def test_the_app_tells_how_many_workers_share_the_cores(
+    def test_a_slot_rests_whichever_process_hashed_last(self, tmp_path: Path) -> None:
+        slot = HashingSlot(str(tmp_path / "slot-0"))
+        with slot.held() as next_start:  # as another worker would leave it
+            next_start[0] = time.monotonic() + 0.3
+
+        began = time.monotonic()
+        CpuShare([slot]).run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
+
+        assert time.monotonic() - began >= 0.3
+
+    def test_worker_processes_share_the_hashing_slots(self, tmp_path: Path) -> None:
+        """A hash waits while another process holds the slot: two workers on two cores hash on
+        one core between them, not one each."""
+        slot_path = tmp_path / "slot-0"
+        with subprocess.Popen(  # noqa: S603 - our own interpreter and a constant script
+            [sys.executable, "-c", HOLD_SLOT, str(slot_path)], stdout=subprocess.PIPE, text=True
+        ) as holder:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "held"
+            began = time.monotonic()
+            CpuShare([HashingSlot(str(slot_path))]).run(
+                passwords._hash_sync, "plum-kettle-orbit-42", 4
+            )
+            waited = time.monotonic() - began
+
+        assert waited >= 0.4
+
+    def test_the_nth_hashing_thread_of_a_process_takes_the_nth_slot(self, tmp_path: Path) -> None:
+        slots = [HashingSlot(str(tmp_path / f"slot-{n}")) for n in range(2)]
+        share = CpuShare(slots)
+        taken: list[HashingSlot] = []
+
+        def take() -> None:
+            taken.append(share._slot())
+
+        for _ in range(2):
+            thread = threading.Thread(target=take)
+            thread.start()
+            thread.join()
+
+        assert taken == slots
+
+    def test_the_server_gives_its_workers_one_slots_directory(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(HASHING_SLOTS_ENV, str(tmp_path))
+
+        slots = passwords.hashing_slots(2)
+
+        assert [slot.path for slot in slots] == [str(tmp_path / "slot-0"), str(tmp_path / "slot-1")]
+
+    def test_a_process_on_its_own_keeps_private_slots(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        pool = passwords._hashing_pool()
-        monkeypatch.setattr(pool.share, "workers", pool.share.workers)  # restored afterwards
+        monkeypatch.delenv(HASHING_SLOTS_ENV, raising=False)
 
-        passwords.share_cpu_between(3)
+        first, second = passwords.hashing_slots(1), passwords.hashing_slots(1)
 
-        assert pool.share.workers == 3
+        assert first[0].path != second[0].path
+        assert oct(os.stat(os.path.dirname(first[0].path)).st_mode & 0o777) == "0o700"
+
+
+# Holds the slot file named by argv[1] for half a second, saying "held" once it has it.
+HOLD_SLOT = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(0.5)
+"""

@@ -4,11 +4,18 @@ of logins can neither stall the event loop nor pile up, and a flood of reads can
 from __future__ import annotations
 
 import asyncio
+import atexit
+import fcntl
+import itertools
 import os
+import shutil
+import struct
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TypeVar
 
@@ -25,22 +32,23 @@ _HASHING_THREADS = max(1, _CORES - 1)
 # HASH_QUEUE_LIMIT's default: hashes that may wait for a thread, per hashing thread. At bcrypt
 # 12 (~0.25 s a hash) the last of them starts within about a second.
 QUEUE_PER_THREAD = 4
-# Hashing's share of the CPU (ADR 0004). All the worker processes of a machine together hash on
-# at most cores - 1 cores' worth of CPU time; while a process's event loop is busy serving,
-# its hashing keeps a loaded share of its part and serving gets the rest. The hashing threads
-# run at the process's own priority, so that share is theirs even when reads saturate every core
-# (10 steps nicer, they got a few % of a core there and logins timed out), and rest between
-# hashes to keep to it. The share is smaller when every core runs a worker's event loop: then
-# each hash is taken from a loop, where with fewer workers than cores it runs beside them
-# (measured in docs/benchmarks.md, run 7: with 0.55 on two workers over two cores, saturating
-# reads kept 44-61 % during logins; with 0.35, 72 %, logins keeping 68 % of their rate).
+# Hashing's share of the CPU (ADR 0004). The machine has cores - 1 hashing slots, shared by every
+# worker process of the server (HASHING_SLOTS_ENV): a hash holds a slot, and a slot hashes on at
+# most one core's worth of CPU time, whichever worker's logins it serves. While the event loop of
+# the process hashing is busy serving, the slot keeps a loaded share of its core and serving gets
+# the rest. The hashing threads run at the process's own priority, so that share is theirs even
+# when reads saturate every core (10 steps nicer, they got a few % of a core there and logins
+# timed out), and rest between hashes to keep to it.
 LOADED_SHARE = 0.55
-LOADED_SHARE_EVERY_CORE = 0.35
 # The event loop's use of a core, measured across a hash, below which it counts as idle and
 # above which as busy (the share moves linearly in between).
 LOOP_IDLE, LOOP_BUSY = 0.25, 0.75
 # A rest never exceeds this, whatever the clocks said.
 MAX_REST_SECONDS = 5.0
+# The directory of the slot files, set by `python -m taskhub serve` for its worker processes
+# (__main__.py); a process started any other way keeps private slots.
+HASHING_SLOTS_ENV = "TASKHUB_HASHING_SLOTS"
+_NEXT_START = struct.Struct("d")
 
 T = TypeVar("T")
 
@@ -65,50 +73,97 @@ def _loop_cpu_clock() -> Callable[[], float]:
     return lambda: time.clock_gettime(clock)
 
 
-class CpuShare:
-    """How much CPU each hashing thread of this process may use, and the rest that keeps it so.
+class HashingSlot:
+    """One of the machine's hashing slots: a file whose lock a hash holds while it runs, and
+    which records, on the machine-wide monotonic clock, when the slot may start its next hash.
+    Worker processes share it through the file; a process that dies lets go of the lock."""
 
-    bcrypt cannot be paused halfway, so a thread keeps to its share on average: after a hash
-    that used `cpu` seconds of CPU over `wall` seconds, it takes no new one for
-    cpu / share - wall seconds. The answer to a hash is never delayed, only the next hash.
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @contextmanager
+    def held(self) -> Iterator[list[float]]:
+        """The slot's lock, held until the block ends; yields [next start], which the block may
+        move on."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            recorded = os.pread(fd, _NEXT_START.size, 0)
+            next_start = [
+                _NEXT_START.unpack(recorded)[0] if len(recorded) == _NEXT_START.size else 0.0
+            ]
+            yield next_start
+            os.pwrite(fd, _NEXT_START.pack(next_start[0]), 0)
+        finally:
+            os.close(fd)  # and with it the lock
+
+
+class CpuShare:
+    """How much CPU a hashing slot may use, and the rest that keeps it so.
+
+    bcrypt cannot be paused halfway, so a slot keeps to its share on average: after a hash that
+    used `cpu` seconds of CPU over `wall` seconds, it starts no new one for cpu / share - wall
+    seconds. The answer to a hash is never delayed, only the next hash.
     """
 
-    def __init__(self, *, cores: int, threads: int, workers: int = 1) -> None:
-        self.cores, self.threads, self.workers = cores, threads, workers
+    def __init__(self, slots: list[HashingSlot]) -> None:
+        self.slots = slots
         self._loop_cpu = _loop_cpu_clock()
-        self._next_start = threading.local()
+        self._numbering = itertools.count()
+        self._thread = threading.local()
 
-    def per_thread(self, loop_busy: float) -> float:
-        """Cores a hashing thread may use on average while the event loop uses `loop_busy` of
-        one."""
-        alone = min(1.0, max(1, self.cores - 1) / self.workers / self.threads)
+    @staticmethod
+    def per_slot(loop_busy: float) -> float:
+        """Cores a slot may use on average while the event loop uses `loop_busy` of one."""
         load = min(1.0, max(0.0, (loop_busy - LOOP_IDLE) / (LOOP_BUSY - LOOP_IDLE)))
-        return alone * (1 - (1 - self.loaded_share) * load)
+        return 1 - (1 - LOADED_SHARE) * load
 
-    @property
-    def loaded_share(self) -> float:
-        """What a busy event loop leaves its hashing of its part."""
-        return LOADED_SHARE_EVERY_CORE if self.workers >= self.cores else LOADED_SHARE
-
-    def rest(self, *, cpu: float, wall: float, loop_busy: float) -> float:
-        """Seconds before this thread's next hash."""
-        return min(MAX_REST_SECONDS, max(0.0, cpu / self.per_thread(loop_busy) - wall))
+    @classmethod
+    def rest(cls, *, cpu: float, wall: float, loop_busy: float) -> float:
+        """Seconds before the slot's next hash."""
+        return min(MAX_REST_SECONDS, max(0.0, cpu / cls.per_slot(loop_busy) - wall))
 
     def run(self, work: Callable[..., T], *args: object) -> T:
-        """`work`, on the calling hashing thread, once its rest from the last one is over."""
-        pause = getattr(self._next_start, "at", 0.0) - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        began, cpu, loop = time.monotonic(), time.thread_time(), self._loop_cpu()
-        try:
-            return work(*args)
-        finally:
-            wall = max(time.monotonic() - began, 1e-6)
-            loop_busy = (self._loop_cpu() - loop) / wall
-            used = time.thread_time() - cpu
-            self._next_start.at = time.monotonic() + self.rest(
-                cpu=used, wall=wall, loop_busy=loop_busy
-            )
+        """`work`, on the calling hashing thread, holding its slot once the slot's rest from its
+        last hash (by any process) is over."""
+        with self._slot().held() as next_start:
+            pause = next_start[0] - time.monotonic()
+            if pause > 0:
+                time.sleep(min(pause, MAX_REST_SECONDS))
+            began, cpu, loop = time.monotonic(), time.thread_time(), self._loop_cpu()
+            try:
+                return work(*args)
+            finally:
+                wall = max(time.monotonic() - began, 1e-6)
+                loop_busy = (self._loop_cpu() - loop) / wall
+                used = time.thread_time() - cpu
+                next_start[0] = time.monotonic() + self.rest(
+                    cpu=used, wall=wall, loop_busy=loop_busy
+                )
+
+    def _slot(self) -> HashingSlot:
+        """The slot of the calling thread: the n-th hashing thread of every process shares the
+        n-th slot."""
+        if not hasattr(self._thread, "slot"):
+            self._thread.slot = self.slots[next(self._numbering) % len(self.slots)]
+        slot: HashingSlot = self._thread.slot
+        return slot
+
+
+def hashing_slots(count: int) -> list[HashingSlot]:
+    """The machine's slots: in the directory the server gave its workers, else in one of this
+    process's own, removed when it exits."""
+    directory = os.environ.get(HASHING_SLOTS_ENV)
+    if not directory or not os.path.isdir(directory):
+        directory = private_slots_directory()
+    return [HashingSlot(os.path.join(directory, f"slot-{n}")) for n in range(count)]
+
+
+def private_slots_directory() -> str:
+    """A new directory for slot files (mode 0700), removed when this process exits."""
+    directory = tempfile.mkdtemp(prefix="taskhub-hashing-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 class _HashingPool:
@@ -117,7 +172,7 @@ class _HashingPool:
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self.share = CpuShare(cores=_CORES, threads=threads)
+        self.share = CpuShare(hashing_slots(threads))
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bcrypt")
         self._lock = threading.Lock()  # the count is updated from the hashing threads too
         self._held = 0
@@ -152,11 +207,6 @@ class _HashingPool:
 @lru_cache(maxsize=1)
 def _hashing_pool() -> _HashingPool:
     return _HashingPool(_HASHING_THREADS)
-
-
-def share_cpu_between(workers: int) -> None:
-    """Told by the app how many worker processes (WEB_CONCURRENCY) share this machine's cores."""
-    _hashing_pool().share.workers = workers
 
 
 def hashing_full(*, queue_limit: int | None) -> bool:
