@@ -39,7 +39,7 @@ QUEUE_PER_THREAD = 4
 # the rest. The hashing threads run at the process's own priority, so that share is theirs even
 # when reads saturate every core (10 steps nicer, they got a few % of a core there and logins
 # timed out), and rest between hashes to keep to it.
-LOADED_SHARE = 0.55
+LOADED_SHARE = 0.6
 # The event loop's use of a core, measured across a hash, below which it counts as idle and
 # above which as busy (the share moves linearly in between).
 LOOP_IDLE, LOOP_BUSY = 0.25, 0.75
