@@ -320,6 +320,33 @@ class TestCpuShare:
 
         assert waited >= 0.4
 
+    def test_a_slot_whose_directory_a_tmp_cleaner_removed_is_made_again(
+        self, tmp_path: Path
+    ) -> None:
+        directory = tmp_path / "slots"
+        directory.mkdir()
+        slot = HashingSlot(str(directory / "slot-0"))
+        directory.rmdir()
+
+        assert CpuShare([slot]).run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
+        assert (directory / "slot-0").exists()
+
+    def test_a_failed_hash_still_leaves_its_slot_resting(self, tmp_path: Path) -> None:
+        slot = HashingSlot(str(tmp_path / "slot-0"))
+        share = CpuShare([slot])
+        busy = itertools.count()
+        share._loop_cpu = lambda: next(busy) * 10
+
+        def burn_then_fail() -> None:
+            passwords._hash_sync("plum-kettle-orbit-42", 10)
+            raise ValueError("after the work")
+
+        with pytest.raises(ValueError, match="after the work"):
+            share.run(burn_then_fail)
+
+        with slot.held() as next_start:
+            assert next_start[0] > time.monotonic()
+
     def test_the_nth_hashing_thread_of_a_process_takes_the_nth_slot(self, tmp_path: Path) -> None:
         slots = [HashingSlot(str(tmp_path / f"slot-{n}")) for n in range(2)]
         share = CpuShare(slots)

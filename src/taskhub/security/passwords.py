@@ -85,17 +85,28 @@ class HashingSlot:
     def held(self) -> Iterator[list[float]]:
         """The slot's lock, held until the block ends; yields [next start], which the block may
         move on."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             recorded = os.pread(fd, _NEXT_START.size, 0)
             next_start = [
                 _NEXT_START.unpack(recorded)[0] if len(recorded) == _NEXT_START.size else 0.0
             ]
-            yield next_start
-            os.pwrite(fd, _NEXT_START.pack(next_start[0]), 0)
+            try:
+                yield next_start
+            finally:
+                os.pwrite(fd, _NEXT_START.pack(next_start[0]), 0)
         finally:
             os.close(fd)  # and with it the lock
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            # A /tmp cleaner removed the directory after a quiet spell: every worker makes it
+            # again at the same path, so they still share it.
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
 
 class CpuShare:
