@@ -9,6 +9,7 @@ import itertools
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -320,16 +321,29 @@ class TestCpuShare:
 
         assert waited >= 0.4
 
-    def test_a_slot_whose_directory_a_tmp_cleaner_removed_is_made_again(
-        self, tmp_path: Path
-    ) -> None:
+    def test_a_slots_directory_a_tmp_cleaner_removed_is_made_again(self, tmp_path: Path) -> None:
         directory = tmp_path / "slots"
-        directory.mkdir()
+
         slot = HashingSlot(str(directory / "slot-0"))
-        directory.rmdir()
 
         assert CpuShare([slot]).run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
         assert (directory / "slot-0").exists()
+
+    def test_threads_sharing_a_slot_take_turns(self, tmp_path: Path) -> None:
+        slot = HashingSlot(str(tmp_path / "slot-0"))
+        finished = threading.Event()
+
+        def hash_beside() -> None:
+            CpuShare([slot]).run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
+            finished.set()
+
+        with slot.held():
+            beside = threading.Thread(target=hash_beside)
+            beside.start()
+            assert not finished.wait(timeout=0.3)
+        beside.join(timeout=10)
+
+        assert finished.is_set()
 
     def test_a_failed_hash_still_leaves_its_slot_resting(self, tmp_path: Path) -> None:
         slot = HashingSlot(str(tmp_path / "slot-0"))
@@ -371,7 +385,7 @@ class TestCpuShare:
 
         assert [slot.path for slot in slots] == [str(tmp_path / "slot-0"), str(tmp_path / "slot-1")]
 
-    def test_a_process_on_its_own_keeps_private_slots(
+    def test_a_process_on_its_own_keeps_private_slots_that_leave_nothing_behind(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.delenv(HASHING_SLOTS_ENV, raising=False)
@@ -379,7 +393,20 @@ class TestCpuShare:
         first, second = passwords.hashing_slots(1), passwords.hashing_slots(1)
 
         assert first[0].path != second[0].path
-        assert oct(os.stat(os.path.dirname(first[0].path)).st_mode & 0o777) == "0o700"
+        assert not os.path.exists(os.path.dirname(first[0].path))
+        with first[0].held() as next_start:  # the open file still works
+            next_start[0] = 1.0
+        with first[0].held() as next_start:
+            assert next_start == [1.0]
+
+    def test_the_server_removes_its_slots_directory_when_it_exits(self) -> None:
+        script = "from taskhub.security import passwords; print(passwords.shared_slots_directory())"
+        finished = subprocess.run(  # noqa: S603 - our own interpreter and a constant script
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        )
+
+        assert finished.stdout.strip().startswith(os.path.join(tempfile.gettempdir(), "taskhub-"))
+        assert not os.path.exists(finished.stdout.strip())
 
 
 # Holds the slot file named by argv[1] for half a second, saying "held" once it has it.

@@ -76,37 +76,39 @@ def _loop_cpu_clock() -> Callable[[], float]:
 class HashingSlot:
     """One of the machine's hashing slots: a file whose lock a hash holds while it runs, and
     which records, on the machine-wide monotonic clock, when the slot may start its next hash.
-    Worker processes share it through the file; a process that dies lets go of the lock."""
+    Worker processes share it through the file, each opening it once; a process that dies lets
+    go of the lock."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._fd = _open_slot_file(path)
+        # flock excludes other open files, not the threads that share this one.
+        self._threads = threading.Lock()
 
     @contextmanager
     def held(self) -> Iterator[list[float]]:
         """The slot's lock, held until the block ends; yields [next start], which the block may
         move on."""
-        fd = self._open()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            recorded = os.pread(fd, _NEXT_START.size, 0)
-            next_start = [
-                _NEXT_START.unpack(recorded)[0] if len(recorded) == _NEXT_START.size else 0.0
-            ]
+        with self._threads:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
-                yield next_start
+                recorded = os.pread(self._fd, _NEXT_START.size, 0)
+                next_start = [
+                    _NEXT_START.unpack(recorded)[0] if len(recorded) == _NEXT_START.size else 0.0
+                ]
+                try:
+                    yield next_start
+                finally:
+                    os.pwrite(self._fd, _NEXT_START.pack(next_start[0]), 0)
             finally:
-                os.pwrite(fd, _NEXT_START.pack(next_start[0]), 0)
-        finally:
-            os.close(fd)  # and with it the lock
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _open(self) -> int:
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except FileNotFoundError:
-            # A /tmp cleaner removed the directory after a quiet spell: every worker makes it
-            # again at the same path, so they still share it.
-            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+def _open_slot_file(path: str) -> int:
+    """The slot file, opened for the life of the process; its directory made again if a /tmp
+    cleaner removed it (every worker makes it at the same path, so they still share it)."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 class CpuShare:
@@ -162,16 +164,21 @@ class CpuShare:
 
 
 def hashing_slots(count: int) -> list[HashingSlot]:
-    """The machine's slots: in the directory the server gave its workers, else in one of this
-    process's own, removed when it exits."""
-    directory = os.environ.get(HASHING_SLOTS_ENV)
-    if not directory or not os.path.isdir(directory):
-        directory = private_slots_directory()
-    return [HashingSlot(os.path.join(directory, f"slot-{n}")) for n in range(count)]
+    """The machine's slots: in the directory the server gave its workers, else this process's
+    own, whose files are removed once open so that nothing is left behind, however it ends."""
+    shared = os.environ.get(HASHING_SLOTS_ENV)
+    directory = shared or tempfile.mkdtemp(prefix="taskhub-hashing-")
+    slots = [HashingSlot(os.path.join(directory, f"slot-{n}")) for n in range(count)]
+    if not shared:
+        for slot in slots:
+            os.unlink(slot.path)
+        os.rmdir(directory)
+    return slots
 
 
-def private_slots_directory() -> str:
-    """A new directory for slot files (mode 0700), removed when this process exits."""
+def shared_slots_directory() -> str:
+    """A new directory (mode 0700) for the slot files of a server's workers, removed when the
+    server exits."""
     directory = tempfile.mkdtemp(prefix="taskhub-hashing-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     return directory
