@@ -291,13 +291,13 @@ class TestCpuShare:
 
         assert share.run(passwords._hash_sync, "plum-kettle-orbit-42", 10)  # ~60 ms of CPU
 
-        with slot.held() as next_start:
-            assert next_start[0] > time.monotonic()
+        with slot.held() as turn:
+            assert turn.next_start > time.monotonic()
 
     def test_a_slot_rests_whichever_process_hashed_last(self, tmp_path: Path) -> None:
         slot = HashingSlot(str(tmp_path / "slot-0"))
-        with slot.held() as next_start:  # as another worker would leave it
-            next_start[0] = time.monotonic() + 0.3
+        with slot.held() as turn:  # as another worker would leave it
+            turn.next_start = time.monotonic() + 0.3
 
         began = time.monotonic()
         CpuShare([slot]).run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
@@ -358,8 +358,8 @@ class TestCpuShare:
         with pytest.raises(ValueError, match="after the work"):
             share.run(burn_then_fail)
 
-        with slot.held() as next_start:
-            assert next_start[0] > time.monotonic()
+        with slot.held() as turn:
+            assert turn.next_start > time.monotonic()
 
     def test_the_nth_hashing_thread_of_a_process_takes_the_nth_slot(self, tmp_path: Path) -> None:
         slots = [HashingSlot(str(tmp_path / f"slot-{n}")) for n in range(2)]
@@ -394,10 +394,10 @@ class TestCpuShare:
 
         assert first[0].path != second[0].path
         assert not os.path.exists(os.path.dirname(first[0].path))
-        with first[0].held() as next_start:  # the open file still works
-            next_start[0] = 1.0
-        with first[0].held() as next_start:
-            assert next_start == [1.0]
+        with first[0].held() as turn:  # the open file still works
+            turn.next_start = 1.0
+        with first[0].held() as turn:
+            assert turn.next_start == 1.0
 
     def test_the_server_removes_its_slots_directory_when_it_exits(self) -> None:
         script = "from taskhub.security import passwords; print(passwords.shared_slots_directory())"

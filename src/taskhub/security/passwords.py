@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
@@ -73,6 +74,13 @@ def _loop_cpu_clock() -> Callable[[], float]:
     return lambda: time.clock_gettime(clock)
 
 
+@dataclass
+class SlotTurn:
+    """A turn at a slot: when it may start a hash, on the machine-wide monotonic clock."""
+
+    next_start: float
+
+
 class HashingSlot:
     """One of the machine's hashing slots: a file whose lock a hash holds while it runs, and
     which records, on the machine-wide monotonic clock, when the slot may start its next hash.
@@ -86,20 +94,20 @@ class HashingSlot:
         self._threads = threading.Lock()
 
     @contextmanager
-    def held(self) -> Iterator[list[float]]:
-        """The slot's lock, held until the block ends; yields [next start], which the block may
-        move on."""
+    def held(self) -> Iterator[SlotTurn]:
+        """The slot's lock, held until the block ends; the turn it yields says when the slot may
+        start a hash, and the block moves that on for the next turn."""
         with self._threads:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 recorded = os.pread(self._fd, _NEXT_START.size, 0)
-                next_start = [
+                turn = SlotTurn(
                     _NEXT_START.unpack(recorded)[0] if len(recorded) == _NEXT_START.size else 0.0
-                ]
+                )
                 try:
-                    yield next_start
+                    yield turn
                 finally:
-                    os.pwrite(self._fd, _NEXT_START.pack(next_start[0]), 0)
+                    os.pwrite(self._fd, _NEXT_START.pack(turn.next_start), 0)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
@@ -139,8 +147,8 @@ class CpuShare:
     def run(self, work: Callable[..., T], *args: object) -> T:
         """`work`, on the calling hashing thread, holding its slot once the slot's rest from its
         last hash (by any process) is over."""
-        with self._slot().held() as next_start:
-            pause = next_start[0] - time.monotonic()
+        with self._slot().held() as turn:
+            pause = turn.next_start - time.monotonic()
             if pause > 0:
                 time.sleep(min(pause, MAX_REST_SECONDS))
             began, cpu, loop = time.monotonic(), time.thread_time(), self._loop_cpu()
@@ -150,7 +158,7 @@ class CpuShare:
                 wall = max(time.monotonic() - began, 1e-6)
                 loop_busy = (self._loop_cpu() - loop) / wall
                 used = time.thread_time() - cpu
-                next_start[0] = time.monotonic() + self.rest(
+                turn.next_start = time.monotonic() + self.rest(
                     cpu=used, wall=wall, loop_busy=loop_busy
                 )
 
