@@ -599,20 +599,22 @@ def _abuse_targets(round_: Round) -> list[tuple[str, str, bool]]:
         keep = flooded.rps / list32.rps
         out.append(
             (
-                f"reads during a flood of successful logins keep ≥ 70 % ({workers})",
-                f"{100 * keep:.0f} % ({flooded.rps:,.0f} vs {list32.rps:,.0f} req/s)",
-                keep >= 0.7,
+                f"reads during a flood of successful logins keep ≥ 70 %, no error to readers ({workers})",
+                f"{100 * keep:.0f} % ({flooded.rps:,.0f} vs {list32.rps:,.0f} req/s), readers' errors {flooded.errors}",
+                keep >= 0.7 and flooded.errors == 0,
             )
         )
     me, held = g("me"), g("held_me")
-    if me and held:
+    if me and held and me.rps:
         delay = held.p99_ms - me.p99_ms
+        keep = held.rps / me.rps
         out.append(
             (
-                f"get current user with 500 half-sent requests held: p99 ≤ alone + 100 ms ({workers})",
+                f"get current user with 500 half-sent requests held: p99 ≤ alone + 100 ms, "
+                f"≥ 90 % of its req/s alone ({workers})",
                 f"p99 {held.p99_ms:.1f} vs {me.p99_ms:.1f} ms (+{delay:.1f} ms), "
-                f"{held.rps:,.0f} vs {me.rps:,.0f} req/s, errors {held.errors}",
-                delay <= 100 and held.errors == 0,
+                f"{held.rps:,.0f} vs {me.rps:,.0f} req/s ({100 * keep:.0f} %), errors {held.errors}",
+                delay <= 100 and keep >= 0.9 and held.errors == 0,
             )
         )
     return out
