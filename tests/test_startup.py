@@ -12,7 +12,7 @@ async def test_start_up_freezes_what_it_built_out_of_the_collectors_sight(
     settings: Settings,
 ) -> None:
     """Full collections no longer walk the start-up heap (routes, schemas, the password list):
-    their pauses were most of the served p99 (docs/benchmarks.md, run 8)."""
+    their pauses were most of the served p99 (docs/benchmarks.md, run 9)."""
     application = create_app(settings)
     gc.unfreeze()
     try:

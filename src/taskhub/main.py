@@ -73,7 +73,7 @@ def settle_startup_heap() -> None:
     as long as the process: collected once, then frozen out of the garbage collector's sight, so
     that its full collections stop walking it. Those pauses were most of the served p99: one
     worker's `/users/me` p99 went from 82 to 20 ms and the list's from 122 to 62 ms, both ~10 %
-    faster (docs/benchmarks.md, run 8)."""
+    faster (docs/benchmarks.md, run 9)."""
     gc.collect()
     gc.freeze()
 
