@@ -16,7 +16,7 @@ from taskhub.config import Settings
 from taskhub.logs import ConsoleFormatter
 from taskhub.main import create_app
 from tests.conftest import client_of, make_settings
-from tests.helpers import API, ApiUser, assert_problem
+from tests.helpers import API, ApiUser, assert_problem, make_user
 from tests.tokens import issue_token
 
 UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/nope"
@@ -84,6 +84,24 @@ class TestNotFoundAndMethod:
             "GET",
             "POST",
         }
+
+    @pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+    async def test_a_static_path_beside_an_id_path_is_405_not_a_malformed_id(
+        self, client: httpx.AsyncClient, method: str
+    ) -> None:
+        # `/projects/roles` could be read as `/projects/{project_id}`, which takes PATCH and
+        # DELETE: the contract's order says the method the path lacks wins (405, Allow: GET).
+        response = await client.request(method, f"{API}/projects/roles")
+
+        problem(response, 405)
+        assert response.headers["allow"] == "GET"
+
+    async def test_a_malformed_id_is_still_422(self, client: httpx.AsyncClient) -> None:
+        user = await make_user(client, "malformed-id")
+
+        response = await client.patch(f"{API}/projects/not-an-id", json={}, headers=user.headers)
+
+        problem(response, 422)
 
 
 class TestMalformedJson:

@@ -23,7 +23,12 @@ from taskhub.http.docs import DOCS_PATHS, install_docs
 from taskhub.http.metrics import METRICS_PATH, install_metrics, serve_metrics
 from taskhub.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from taskhub.http.openapi import install_openapi, operation_id
-from taskhub.http.routing import add_routes_of, depends_on, require_authentication
+from taskhub.http.routing import (
+    add_routes_of,
+    depends_on,
+    keep_static_paths_whole,
+    require_authentication,
+)
 from taskhub.logs import configure_logging
 from taskhub.notifications import router as notification_router
 from taskhub.projects import router as project_router
@@ -141,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in API_ROUTERS:
         add_routes_of(app, router, prefix=API_PREFIX)
     add_routes_of(app, health.router)
+    keep_static_paths_whole(app)
     if settings.DOCS_ENABLED:
         install_docs(app)
     require_authentication(app, public_paths=PUBLIC_PATHS, authenticate=current_principal)

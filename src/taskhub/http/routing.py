@@ -8,6 +8,7 @@ the app start, once, at start-up, at no cost per request.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
@@ -34,6 +35,27 @@ def add_routes_of(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
         if not isinstance(route, APIRoute):  # a nested router or a mount would be lost
             raise TypeError(f"{route!r} of {router!r}: only path operations can be added flat")
         app.router.add_api_route(prefix + route.path, route.endpoint, **_route_options(route))
+
+
+def keep_static_paths_whole(app: FastAPI) -> None:
+    """A path parameter never captures a static path of another route: `PATCH /projects/roles`
+    is 405 with `Allow: GET`, not a project id that fails to parse (422).
+
+    Starlette tries routes in order and takes the first whose regex and method match, so a
+    parameter route (`/projects/{project_id}`) would take every method its static sibling
+    (`/projects/roles`) lacks. Each parameter route's regex is narrowed once, at start-up, to
+    refuse its siblings' exact paths; the router then finds only the sibling and answers 405.
+    """
+    static = [
+        route.path for route in app.routes if isinstance(route, APIRoute) and "{" not in route.path
+    ]
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or "{" not in route.path:
+            continue
+        shadowed = [path for path in static if route.path_regex.match(path)]
+        if shadowed:
+            names = "|".join(re.escape(path) for path in shadowed)
+            route.path_regex = re.compile(f"(?!(?:{names})$){route.path_regex.pattern}")
 
 
 # What `add_api_route` takes that the route does not hold under the same name.
