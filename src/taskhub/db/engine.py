@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event, make_url
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -74,7 +74,17 @@ def _create_sqlite_engine(settings: Settings, *, pooled: bool) -> AsyncEngine:
     # statement's values, such as a password hash.
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **options)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
+
+
+def _begin_immediate(connection: Connection) -> None:
+    """A transaction takes SQLite's write lock at BEGIN, not at its first write: transactions
+    run one after the other, so what one reads before it writes (a role, a count) is what its
+    writes find. The driver's own BEGIN is deferred: two transactions could both read, then
+    both write. Single statements (autocommit) take no lock beyond their own."""
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def ensure_sqlite_folder(url: str) -> None:
@@ -86,6 +96,8 @@ def ensure_sqlite_folder(url: str) -> None:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Foreign keys are off by default in SQLite; cascading deletes need them.
     # WAL lets readers run while one writer commits.
+    # The driver begins no transaction of its own: _begin_immediate says BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
