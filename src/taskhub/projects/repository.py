@@ -284,6 +284,8 @@ _MEMBERS = (
     )
 )
 _MEMBER = _MEMBERS.where(ProjectMember.user_id == bindparam("member_id"))
+# Key-share locked: the person cannot be deleted (their account) until the member write that
+# names them commits, and one deleted meanwhile is simply not found.
 _PERSON = (
     select(*selecting(Person, User.id, ProjectMember.role))
     .outerjoin(
@@ -294,29 +296,83 @@ _PERSON = (
         ),
     )
     .where(User.username == bindparam("username"))
+    .with_for_update(read=True, key_share=True, of=User)
+)
+# Every change of membership locks the project row first, only where the caller is a member:
+# member writes, transfers and account deletions of one project then run one after the other,
+# and the roles they read after the lock are the ones their writes find.
+_LOCK_FOR_MEMBERSHIP = (
+    select(Project.id).where(_THIS_PROJECT, _caller_may(Action.SEE)).with_for_update(of=Project)
+)
+_CALLERS_ROLE = select(ProjectMember.role).where(
+    ProjectMember.project_id == bindparam("project_id"),
+    ProjectMember.user_id == bindparam("caller_id"),
 )
 # Named apart from the columns: an UPDATE may not bind a parameter under a column's name.
 _THIS_MEMBER = (
     ProjectMember.project_id == bindparam("in_project"),
     ProjectMember.user_id == bindparam("member_id"),
 )
-_SET_ROLE = (
-    update(ProjectMember)
-    .where(*_THIS_MEMBER, ProjectMember.role != Role.OWNER.value)
-    .values(role=bindparam("role"))
-    .returning(ProjectMember.user_id)
-)
-_REMOVE_MEMBER = (
-    delete(ProjectMember)
-    .where(*_THIS_MEMBER, ProjectMember.role != Role.OWNER.value)
-    .returning(ProjectMember.user_id)
-)
+_CALLER = aliased(ProjectMember)
+
+
+def _member_write_allowed(action: Action | None) -> list[ColumnElement[bool]]:
+    """What a member write repeats in its WHERE clause: the target's role is one `action`
+    reaches (below admin for MANAGE, below owner for OWN; never the owner), and the caller
+    still holds a role that may take it. `None` is leaving: the member themselves, not the
+    owner."""
+    if action is None:
+        return [ProjectMember.role != Role.OWNER.value]
+    ceiling = Role.ADMIN if action is Action.MANAGE else Role.OWNER
+    targets = [literal(role.value) for role in Role if role.rank < ceiling.rank]
+    return [
+        ProjectMember.role.in_(targets),
+        exists().where(
+            _CALLER.project_id == bindparam("in_project"),
+            _CALLER.user_id == bindparam("caller_id"),
+            _CALLER.role.in_([literal(role) for role in roles_allowed(action)]),
+        ),
+    ]
+
+
+@lru_cache(maxsize=8)
+def _set_role_statement(action: Action) -> Executable:
+    return (
+        update(ProjectMember)
+        .where(*_THIS_MEMBER, *_member_write_allowed(action))
+        .values(role=bindparam("role"))
+        .returning(ProjectMember.user_id)
+    )
+
+
+@lru_cache(maxsize=8)
+def _remove_member_statement(action: Action | None) -> Executable:
+    return (
+        delete(ProjectMember)
+        .where(*_THIS_MEMBER, *_member_write_allowed(action))
+        .returning(ProjectMember.user_id)
+    )
+
+
 _HAND_OVER = (
     update(ProjectMember)
     .where(*_THIS_MEMBER, ProjectMember.role == bindparam("from_role"))
     .values(role=bindparam("to_role"))
     .returning(ProjectMember.user_id)
 )
+
+
+async def lock_for_membership_change(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID
+) -> str | None:
+    """Lock the project for a change of its members and read the caller's role after the lock
+    (None: not a member, the project is not found)."""
+    params = {"caller_id": caller_id, "project_id": project_id}
+    if await db.scalar(_LOCK_FOR_MEMBERSHIP, params) is None:
+        return None
+    # A statement of its own, after the lock: it sees what a write that held the lock committed.
+    role: str | None = await db.scalar(_CALLERS_ROLE, params)
+    return role
 
 
 async def list_members(db: Queries, *, project_id: uuid.UUID) -> list[MemberRecord]:
@@ -335,15 +391,37 @@ async def find_person(db: Queries, *, project_id: uuid.UUID, username: str) -> P
     return await db.record(_PERSON, params, Person)
 
 
-async def set_role(db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID, role: Role) -> bool:
-    """Change a member's role; False for the owner (whose role only a transfer changes)."""
-    params = {"in_project": project_id, "member_id": member_id, "role": role.value}
-    return await db.count(_SET_ROLE, params) > 0
+async def set_role(
+    db: Queries,
+    *,
+    caller_id: uuid.UUID,
+    action: Action,
+    project_id: uuid.UUID,
+    member_id: uuid.UUID,
+    role: Role,
+) -> bool:
+    """Change a member's role, if `action` reaches their role and the caller may take it."""
+    params = {
+        "in_project": project_id,
+        "member_id": member_id,
+        "caller_id": caller_id,
+        "role": role.value,
+    }
+    return await db.count(_set_role_statement(action), params) > 0
 
 
-async def remove_member(db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID) -> bool:
-    params = {"in_project": project_id, "member_id": member_id}
-    return await db.count(_REMOVE_MEMBER, params) > 0
+async def remove_member(
+    db: Queries,
+    *,
+    caller_id: uuid.UUID,
+    action: Action | None,
+    project_id: uuid.UUID,
+    member_id: uuid.UUID,
+) -> bool:
+    """Remove a member, if `action` reaches their role and the caller may take it (`None`:
+    they leave)."""
+    params = {"in_project": project_id, "member_id": member_id, "caller_id": caller_id}
+    return await db.count(_remove_member_statement(action), params) > 0
 
 
 async def hand_over(
@@ -375,6 +453,28 @@ _CALLERS_PROJECTS = select(ProjectMember.project_id).where(
 _DELETE_SOLE_PROJECTS = delete(Project).where(
     Project.id.in_(_CALLERS_PROJECTS.scalar_subquery()), ~_OTHER_MEMBERS
 )
+
+
+_LOCK_MEMBER_PROJECTS = (
+    select(Project.id)
+    .where(Project.id.in_(_CALLERS_PROJECTS.scalar_subquery()))
+    .order_by(Project.id)
+    .with_for_update(of=Project)
+)
+
+
+async def lock_member_projects(db: Queries, *, caller_id: uuid.UUID) -> frozenset[uuid.UUID]:
+    """Lock every project the caller is a member of, in one order (no deadlock between two
+    callers), as a membership change of each would; the ids locked."""
+    return frozenset(await db.records(_LOCK_MEMBER_PROJECTS, {"caller_id": caller_id}, _same_id))
+
+
+async def member_project_ids(db: Queries, *, caller_id: uuid.UUID) -> frozenset[uuid.UUID]:
+    return frozenset(await db.records(_CALLERS_PROJECTS, {"caller_id": caller_id}, _same_id))
+
+
+def _same_id(value: uuid.UUID) -> uuid.UUID:
+    return value
 
 
 async def owned_with_others(db: Queries, *, caller_id: uuid.UUID) -> list[str]:

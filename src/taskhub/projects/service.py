@@ -19,7 +19,7 @@ from taskhub.db.runner import Database, Queries
 from taskhub.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from taskhub.pagination import KeysetCursors, Page, Position
 from taskhub.projects import repository as project_repository
-from taskhub.projects.repository import MemberRecord, ProjectRecord
+from taskhub.projects.repository import MemberRecord, Person, ProjectRecord
 from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
 from taskhub.projects.schemas import ProjectCreate, ProjectUpdate
 from taskhub.tasks import repository as task_repository
@@ -29,6 +29,7 @@ USER_NOT_FOUND = "No such user"
 MEMBER_NOT_FOUND = "No such member"
 ARCHIVED = "The project is archived: its content is read-only until an admin unarchives it"
 OWNER_STAYS = "The owner cannot leave or be removed, nor change role: transfer ownership first"
+MEMBERS_CHANGED = "The project's members changed meanwhile; retry"
 _CREATED_AT_KEY = pagination.timestamp_key()
 
 
@@ -177,9 +178,25 @@ async def list_members(
     return await project_repository.list_members(db, project_id=project_id)
 
 
-def _action_for(*roles: str | None) -> Action:
-    """Admins are made, unmade and removed by the owner; other members by admins too."""
-    return Action.OWN if Role.ADMIN.value in roles else Action.MANAGE
+def _action_on(person: Person | None, *, giving: Role | None = None) -> Action:
+    """What changing or removing `person` (giving them a role) takes: admins are made, unmade
+    and removed by the owner alone (and the owner by nobody, which only the owner learns: 409);
+    members below admin by admins too. Unknown people take the least that could reach them."""
+    roles = {giving.value if giving else None, person.role if person else None}
+    return Action.OWN if roles & {Role.ADMIN.value, Role.OWNER.value} else Action.MANAGE
+
+
+async def _lock_for_membership_change(
+    tx: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID
+) -> str:
+    """The caller's role, read after the project is locked for a change of its members: what
+    the writes after it find, whatever ran concurrently (404 if not a member)."""
+    role = await project_repository.lock_for_membership_change(
+        tx, caller_id=caller_id, project_id=project_id
+    )
+    if role is None:
+        raise NotFound(PROJECT_NOT_FOUND)
+    return role
 
 
 async def put_member(
@@ -191,35 +208,53 @@ async def put_member(
     username: str,
     role: Role,
 ) -> MemberRecord:
-    """Add someone with a role, or change a member's role (`added_at` kept)."""
-    project = await get_project(db, caller_id=caller_id, project_id=project_id)
-    person = await project_repository.find_person(
-        db, project_id=project_id, username=username.lower()
-    )
-    if person is None:
-        raise NotFound(USER_NOT_FOUND)
-    if person.role == Role.OWNER.value:
-        raise Conflict(OWNER_STAYS)
-    require(project, _action_for(role.value, person.role))
+    """Add someone with a role, or change a member's role (`added_at` kept).
+
+    Answers in the contract's order: 404 project, 403 for the caller's role (for the role asked,
+    then for the target's), 404 unknown user, 409 owner or quota."""
     async with db.transaction() as tx:
-        await project_repository.lock_project(tx, project_id=project_id)
+        caller_role = await _lock_for_membership_change(
+            tx, caller_id=caller_id, project_id=project_id
+        )
+        person = await project_repository.find_person(
+            tx, project_id=project_id, username=username.lower()
+        )
+        action = _action_on(person, giving=role)
+        require_role(caller_role, action)
+        if person is None:
+            raise NotFound(USER_NOT_FOUND)
+        if person.role == Role.OWNER.value:
+            raise Conflict(OWNER_STAYS)
         if person.role is None:
-            members = await project_repository.count_members(tx, project_id=project_id)
-            if members >= settings.MAX_MEMBERS_PER_PROJECT:
-                raise Conflict(
-                    f"MAX_MEMBERS_PER_PROJECT reached: the project has {members} members, "
-                    f"the limit is {settings.MAX_MEMBERS_PER_PROJECT}"
-                )
-            await project_repository.insert_member(
-                tx, project_id=project_id, member_id=person.id, role=role, now=utcnow()
+            await _add_member(
+                tx, settings=settings, project_id=project_id, person=person, role=role
             )
         elif not await project_repository.set_role(
-            tx, project_id=project_id, member_id=person.id, role=role
-        ):
-            raise Conflict(OWNER_STAYS)  # made owner by a transfer meanwhile
+            tx,
+            caller_id=caller_id,
+            action=action,
+            project_id=project_id,
+            member_id=person.id,
+            role=role,
+        ):  # unreachable while the lock holds; the statement says the rule once more
+            raise Conflict(MEMBERS_CHANGED)
         member = await project_repository.get_member(tx, project_id=project_id, member_id=person.id)
     assert member is not None  # noqa: S101 - written in the same transaction
     return member
+
+
+async def _add_member(
+    tx: Queries, *, settings: Settings, project_id: uuid.UUID, person: Person, role: Role
+) -> None:
+    members = await project_repository.count_members(tx, project_id=project_id)
+    if members >= settings.MAX_MEMBERS_PER_PROJECT:
+        raise Conflict(
+            f"MAX_MEMBERS_PER_PROJECT reached: the project has {members} members, "
+            f"the limit is {settings.MAX_MEMBERS_PER_PROJECT}"
+        )
+    await project_repository.insert_member(
+        tx, project_id=project_id, member_id=person.id, role=role, now=utcnow()
+    )
 
 
 async def remove_member(
@@ -227,21 +262,25 @@ async def remove_member(
 ) -> None:
     """Anyone may leave; admins remove members below admin, the owner removes admins too. The
     member's assignments in the project become null in the same transaction."""
-    project = await get_project(db, caller_id=caller_id, project_id=project_id)
-    person = await project_repository.find_person(
-        db, project_id=project_id, username=username.lower()
-    )
-    if person is None or person.role is None:
-        raise NotFound(MEMBER_NOT_FOUND)
-    if person.role == Role.OWNER.value:
-        raise Conflict(OWNER_STAYS)
-    if person.id != caller_id:
-        require(project, _action_for(person.role))
     async with db.transaction() as tx:
-        if not await project_repository.remove_member(
-            tx, project_id=project_id, member_id=person.id
-        ):
+        caller_role = await _lock_for_membership_change(
+            tx, caller_id=caller_id, project_id=project_id
+        )
+        person = await project_repository.find_person(
+            tx, project_id=project_id, username=username.lower()
+        )
+        leaving = person is not None and person.id == caller_id
+        action = None if leaving else _action_on(person)
+        if action is not None:
+            require_role(caller_role, action)
+        if person is None or person.role is None:
             raise NotFound(MEMBER_NOT_FOUND)
+        if person.role == Role.OWNER.value:
+            raise Conflict(OWNER_STAYS)
+        if not await project_repository.remove_member(
+            tx, caller_id=caller_id, action=action, project_id=project_id, member_id=person.id
+        ):  # unreachable while the lock holds; the statement says the rule once more
+            raise Conflict(MEMBERS_CHANGED)
         await task_repository.unassign_member(
             tx, project_id=project_id, member_id=person.id, now=utcnow()
         )
@@ -252,27 +291,31 @@ async def transfer(
 ) -> ProjectRecord:
     """The owner hands the project to a member and becomes an admin, in one transaction: the
     project never has no owner, and never two (the database refuses a second)."""
-    project = await get_project(db, caller_id=caller_id, project_id=project_id)
-    require(project, Action.OWN)
-    person = await project_repository.find_person(
-        db, project_id=project_id, username=username.lower()
-    )
-    if person is None or person.role is None:
-        raise NotFound(MEMBER_NOT_FOUND)
-    if person.id == caller_id:
-        return project
     async with db.transaction() as tx:
-        await project_repository.lock_project(tx, project_id=project_id)
-        stepped_down = await project_repository.hand_over(
-            tx, project_id=project_id, member_id=caller_id, from_role="owner", to_role=Role.ADMIN
+        caller_role = await _lock_for_membership_change(
+            tx, caller_id=caller_id, project_id=project_id
         )
-        took_over = stepped_down and await project_repository.hand_over(
-            tx,
-            project_id=project_id,
-            member_id=person.id,
-            from_role=person.role,
-            to_role=Role.OWNER,
+        require_role(caller_role, Action.OWN)
+        person = await project_repository.find_person(
+            tx, project_id=project_id, username=username.lower()
         )
-        if not took_over:  # the memberships changed since they were read: nothing happens
-            raise Conflict("The project's members changed meanwhile; retry")
-    return await get_project(db, caller_id=caller_id, project_id=project_id)
+        if person is None or person.role is None:
+            raise NotFound(MEMBER_NOT_FOUND)
+        if person.id != caller_id:
+            await _hand_over(
+                tx, project_id=project_id, owner_id=caller_id, heir_id=person.id, role=person.role
+            )
+        return await get_project(tx, caller_id=caller_id, project_id=project_id)
+
+
+async def _hand_over(
+    tx: Queries, *, project_id: uuid.UUID, owner_id: uuid.UUID, heir_id: uuid.UUID, role: str
+) -> None:
+    stepped_down = await project_repository.hand_over(
+        tx, project_id=project_id, member_id=owner_id, from_role="owner", to_role=Role.ADMIN
+    )
+    took_over = stepped_down and await project_repository.hand_over(
+        tx, project_id=project_id, member_id=heir_id, from_role=role, to_role=Role.OWNER
+    )
+    if not took_over:  # unreachable while the lock holds: nothing happens
+        raise Conflict(MEMBERS_CHANGED)

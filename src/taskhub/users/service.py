@@ -8,7 +8,7 @@ from taskhub.auth import service as auth_service
 from taskhub.auth.password_rules import check_new_password
 from taskhub.clock import utcnow
 from taskhub.config import Settings
-from taskhub.db.runner import Database
+from taskhub.db.runner import Database, Queries
 from taskhub.errors import Conflict, Unauthorized
 from taskhub.projects import repository as project_repository
 from taskhub.ratelimit import RateLimiter
@@ -65,11 +65,33 @@ async def delete_account(db: Database, *, user_id: uuid.UUID) -> None:
     in other projects stay, unassigned where they were the assignee and without a creator where
     they created them; their comments stay without an author (the foreign key's SET NULL).
     """
-    async with db.transaction() as tx:
-        await project_repository.lock_caller(tx, caller_id=user_id)
-        shared = await project_repository.owned_with_others(tx, caller_id=user_id)
-        if shared:
-            raise Conflict("Transfer the ownership of these projects first: " + ", ".join(shared))
-        await project_repository.delete_sole_projects(tx, caller_id=user_id)
-        await task_repository.forget_person(tx, user_id=user_id, now=utcnow())
-        await auth_service.delete_account(tx, user_id=user_id)
+    for _ in range(_MEMBERSHIP_RACES):
+        async with db.transaction() as tx:
+            if not await _lock_memberships(tx, user_id=user_id):
+                continue  # made a member somewhere meanwhile: lock again, that one too
+            shared = await project_repository.owned_with_others(tx, caller_id=user_id)
+            if shared:
+                raise Conflict(
+                    "Transfer the ownership of these projects first: " + ", ".join(shared)
+                )
+            await project_repository.delete_sole_projects(tx, caller_id=user_id)
+            await task_repository.forget_person(tx, user_id=user_id, now=utcnow())
+            await auth_service.delete_account(tx, user_id=user_id)
+            return
+    raise Conflict("Your memberships changed while the account was being deleted; retry")
+
+
+# Each round is lost only to a membership added between its two reads: a few are plenty.
+_MEMBERSHIP_RACES = 3
+
+
+async def _lock_memberships(tx: Queries, *, user_id: uuid.UUID) -> bool:
+    """Lock every project the user is a member of, as a transfer or member change of it would,
+    then the user (no membership of theirs can be added after that); False if one was added
+    between the two, which is then not locked.
+
+    A transfer that makes the user an owner therefore commits either before the ownership check
+    below (which then sees it: 409) or after the deletion (and finds no such member: 404)."""
+    locked = await project_repository.lock_member_projects(tx, caller_id=user_id)
+    await project_repository.lock_caller(tx, caller_id=user_id)
+    return await project_repository.member_project_ids(tx, caller_id=user_id) <= locked

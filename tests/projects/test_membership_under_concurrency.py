@@ -1,0 +1,100 @@
+"""Every role rule holds under concurrency, as if the requests had run one after the other: a
+project never ends up without exactly one owner, and an admin never removes someone who is an
+admin when the removal commits. Each race is run many times, concurrently on PostgreSQL (SQLite
+runs one writer at a time, so there the requests simply serialise and the same checks hold)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.helpers import ApiUser, make_user
+from tests.projects.helpers import PROJECTS, add_member, make_project
+
+ROUNDS = 12
+
+
+async def _members(client: httpx.AsyncClient, viewer: ApiUser, project_id: str) -> dict[str, str]:
+    response = await client.get(f"{PROJECTS}/{project_id}/members", headers=viewer.headers)
+    assert response.status_code == 200, response.text
+    return {member["username"]: member["role"] for member in response.json()["items"]}
+
+
+async def test_a_transfer_racing_the_new_owners_account_deletion_leaves_exactly_one_owner(
+    client: httpx.AsyncClient,
+) -> None:
+    owner = await make_user(client, "owner")
+    for round_ in range(ROUNDS):
+        heir = await make_user(client, f"heir{round_}")
+        project = await make_project(client, owner)
+        await add_member(client, owner, project["id"], heir.username, "editor")
+
+        transferred, deleted = await asyncio.gather(
+            client.post(
+                f"{PROJECTS}/{project['id']}/transfer",
+                json={"username": heir.username},
+                headers=owner.headers,
+            ),
+            client.delete("/api/v1/users/me", headers=heir.headers),
+        )
+
+        members = await _members(client, owner, project["id"])
+        assert list(members.values()).count("owner") == 1, (round_, members)
+        if transferred.status_code == 200:  # the transfer first: the heir owns a shared project
+            assert deleted.status_code == 409, (round_, deleted.text)
+            assert members == {owner.username: "admin", heir.username: "owner"}
+        else:  # the deletion first: the heir is no longer a member
+            assert (transferred.status_code, deleted.status_code) == (404, 204), round_
+            assert members == {owner.username: "owner"}
+
+
+async def test_an_admin_never_removes_someone_made_admin_by_a_concurrent_change(
+    client: httpx.AsyncClient,
+) -> None:
+    """The owner makes E an admin while admin A removes E. Either order, run one after the
+    other, ends with E an admin: made admin first, A's removal is 403; removed first, the owner's
+    PUT adds E back as an admin. Never both answered as done with E gone, never a false 409."""
+    owner = await make_user(client, "owner")
+    admin = await make_user(client, "admin")
+    for round_ in range(ROUNDS):
+        promoted = await make_user(client, f"promoted{round_}")
+        project = await make_project(client, owner)
+        await add_member(client, owner, project["id"], admin.username, "admin")
+        await add_member(client, owner, project["id"], promoted.username, "editor")
+        member_url = f"{PROJECTS}/{project['id']}/members/{promoted.username}"
+
+        put, removal = await asyncio.gather(
+            client.put(member_url, json={"role": "admin"}, headers=owner.headers),
+            client.delete(member_url, headers=admin.headers),
+        )
+
+        assert put.status_code == 200, (round_, put.text)
+        assert removal.status_code in (204, 403), (round_, removal.text)
+        members = await _members(client, owner, project["id"])
+        assert members[promoted.username] == "admin", (round_, members)
+
+
+async def test_an_admin_never_demotes_someone_made_admin_by_a_concurrent_change(
+    client: httpx.AsyncClient,
+) -> None:
+    """The owner makes E an admin while admin A makes E a viewer: either E ends an admin (A
+    refused, 403) or A's change came first and the owner's made E an admin after it."""
+    owner = await make_user(client, "owner")
+    admin = await make_user(client, "admin")
+    for round_ in range(ROUNDS):
+        promoted = await make_user(client, f"promoted{round_}")
+        project = await make_project(client, owner)
+        await add_member(client, owner, project["id"], admin.username, "admin")
+        await add_member(client, owner, project["id"], promoted.username, "editor")
+        member_url = f"{PROJECTS}/{project['id']}/members/{promoted.username}"
+
+        put, demotion = await asyncio.gather(
+            client.put(member_url, json={"role": "admin"}, headers=owner.headers),
+            client.put(member_url, json={"role": "viewer"}, headers=admin.headers),
+        )
+
+        assert put.status_code == 200, (round_, put.text)
+        assert demotion.status_code in (200, 403), (round_, demotion.text)
+        members = await _members(client, owner, project["id"])
+        assert members[promoted.username] == "admin", (round_, members)
