@@ -4,21 +4,16 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from taskhub import etags
 from taskhub.projects.repository import MemberRecord, ProjectRecord
-from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
+from taskhub.schemas import InputModel, OutputModel, UTCTimestamp, absent_or_set
 
 RoleName = Literal["owner", "admin", "editor", "commenter", "viewer"]
 # `owner` is not a role one can set: ownership moves only by transfer.
 MemberRole = Literal["admin", "editor", "commenter", "viewer"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Description = Annotated[str, Field(max_length=10_000)]
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
 
 
 class ProjectCreate(InputModel):
@@ -29,9 +24,9 @@ class ProjectCreate(InputModel):
 class ProjectUpdate(InputModel):
     """Any of name, description, archived; `null` clears the description only."""
 
-    name: Name | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    name: Name | None = absent_or_set()
     description: Description | None = None
-    archived: bool | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    archived: bool | None = absent_or_set()
 
     @field_validator("name", "archived", mode="before")
     @classmethod

@@ -13,10 +13,17 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from taskhub import etags
-from taskhub.schemas import InputModel, OutputModel, UTCTimestamp, reject_nul
+from taskhub.schemas import (
+    FROM_JSON_STRING,
+    InputModel,
+    OutputModel,
+    UTCTimestamp,
+    UUIDString,
+    absent_or_set,
+    reject_nul,
+)
 from taskhub.tasks.models import TaskPriority, TaskStatus
 from taskhub.tasks.repository import TaskRecord
 
@@ -68,7 +75,10 @@ def _in_utc(value: datetime) -> datetime:
 
 
 # A timestamp a client sends: RFC 3339 text with an offset; naive or numeric ones are 422.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
+Timestamp = Annotated[
+    AwareDatetime, FROM_JSON_STRING, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)
+]
+StatusName = Annotated[TaskStatus, FROM_JSON_STRING]
 SortKey = Literal[
     "created_at",
     "-created_at",
@@ -92,11 +102,11 @@ def priority_name(rank: int) -> str:
 class TaskCreate(InputModel):
     title: Title
     description: Description | None = None
-    status: TaskStatus = TaskStatus.TODO
+    status: StatusName = TaskStatus.TODO
     priority: PriorityName = "medium"
     due_at: Timestamp | None = None
-    project_id: uuid.UUID | None = None
-    assignee_id: uuid.UUID | None = None
+    project_id: UUIDString | None = None
+    assignee_id: UUIDString | None = None
     labels: Labels = Field(default_factory=list)
 
 
@@ -109,15 +119,13 @@ class TaskUpdate(InputModel):
     moves a project task out of its project (`project_id`)."""
 
     # None only means "not sent": the schema offers no null (nor a null default) where null is 422.
-    title: Title | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    title: Title | None = absent_or_set()
     description: Description | None = None
-    status: TaskStatus | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
-    priority: PriorityName | SkipJsonSchema[None] = Field(
-        default=None, json_schema_extra=_no_default
-    )
+    status: StatusName | None = absent_or_set()
+    priority: PriorityName | None = absent_or_set()
     due_at: Timestamp | None = None
-    project_id: uuid.UUID | None = None
-    assignee_id: uuid.UUID | None = None
+    project_id: UUIDString | None = None
+    assignee_id: UUIDString | None = None
     # Sent or not is what counts (model_fields_set); `null` is refused below.
     labels: Labels = Field(default_factory=list, json_schema_extra=_no_default)
 
