@@ -1,5 +1,7 @@
-"""Rate limits with the `limits` library: moving windows in Redis (shared by every instance) when
-REDIS_URL is set, in process memory otherwise.
+"""Rate limits as moving windows, in Redis (shared by every instance) when REDIS_URL is set, in
+process memory otherwise. The per-user API limit uses the `limits` library; the limits in front
+of a password hash (login, registration) are decided and counted in one atomic step across all
+their windows (taskhub.moving_windows), so that a burst gets no more than the limit (ADR 0008).
 
 Redis is reached through a circuit breaker (taskhub.redis_health): while it is open every limit
 counts in process memory instead (per process, so looser by the number of processes, never
@@ -21,6 +23,14 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from taskhub.config import Settings
 from taskhub.errors import TaskHubError
+from taskhub.moving_windows import (
+    NO_HITS,
+    Hits,
+    MemoryWindows,
+    RedisWindows,
+    Window,
+    WindowsFull,
+)
 from taskhub.redis_health import RedisBreaker, RedisUnavailable
 
 
@@ -50,16 +60,28 @@ class TooManyRequests(TaskHubError):
         super().__init__(detail, headers={"Retry-After": str(retry_after), **state.headers()})
 
 
-class _MemoryStorage(MemoryStorage):
-    """limits' MemoryStorage.clear() pops the key while its own expiry task may be about to read
-    it, which crashes that task with a KeyError; emptying the window in place is equivalent and
-    leaves the key for the expiry task to drop."""
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """The hits an admitted request made, and whether Redis or process memory holds them: given
+    back if the request turns out not to count (refused by the full hash queue, ADR 0008)."""
 
-    async def clear(self, key: str) -> None:
-        if key in self.events:
-            self.events[key] = []
-        self.storage.pop(key, None)
-        self.expirations.pop(key, None)
+    hits: Hits
+    shared: bool
+
+
+NOT_COUNTED = Counted(NO_HITS, shared=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """An admitted login attempt: counted as a failure until it succeeds."""
+
+    counted: Counted
+    # The address's failure window: a success takes its hit back.
+    failure: str
+    # Consecutive failures (the pair, the username's ceiling, the address's share of it): a
+    # success clears them.
+    consecutive: tuple[str, ...]
 
 
 class RateLimiter:
@@ -78,8 +100,10 @@ class RateLimiter:
         self.login_attempts_ip = parse(settings.RATE_LIMIT_LOGIN_ATTEMPTS_IP)
         self.register = parse(settings.RATE_LIMIT_REGISTER)
         self.api = parse(settings.RATE_LIMIT_API)
-        self._local = MovingWindowRateLimiter(_MemoryStorage())
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._local_windows = MemoryWindows()
         self._shared: MovingWindowRateLimiter | None = None
+        self._shared_windows: RedisWindows | None = None
         # The process's one way to Redis: /ready and the reminder timer ask it too.
         self.redis: RedisBreaker | None = None
         if settings.REDIS_URL is not None:
@@ -94,87 +118,101 @@ class RateLimiter:
                 **options,
             )
             self._shared = MovingWindowRateLimiter(storage)
+            self._shared_windows = RedisWindows(
+                self.redis.client, prefix=settings.RATE_LIMIT_KEY_PREFIX
+            )
 
     async def aclose(self) -> None:
         """Stop the breaker's probe and close the connections to Redis (at shutdown)."""
         if self.redis is not None:
             await self.redis.aclose()
 
-    async def begin_login_attempt(self, *, username: str, ip: str) -> None:
-        """429 once a login limit is used up, whatever the password; otherwise count the attempt.
+    async def admit_login(self, *, username: str, ip: str) -> LoginAttempt:
+        """429 once a login limit is used up, whatever the password; otherwise the attempt is
+        counted, in the same atomic step that decided it (before the hash queue and before the
+        password is checked), so a burst of concurrent guesses gets no more tries than the limit.
 
         A refused attempt counts towards nothing, so guessing from one address cannot lock an
-        account out for anyone else. A checked attempt counts, *before* the password is checked
-        (a burst of concurrent guesses gets no more tries than the limit), towards: the
-        (username, address) pair; every attempt of the address (successes too, so valid
-        accounts cannot crowd the hashing threads); and the username's ceiling, to which each
-        address adds at most the pair limit's amount within the ceiling's window. A success
-        clears the pair and the ceiling (NIST SP 800-63B counts consecutive failures); the
-        per-address failure limit counts failures only (`login_failed`).
-        Retry-After is the longest wait of the limits used up: retrying sooner is refused again.
+        account out for anyone else. An admitted attempt counts towards: the (username, address)
+        pair; every attempt of the address (successes too, so valid accounts cannot crowd the
+        hashing threads); the address's failures (a success takes its hit back); and the
+        username's ceiling, to which each address adds at most the pair limit's amount within
+        the ceiling's window. A success clears the pair and the ceiling (NIST SP 800-63B counts
+        consecutive failures). An attempt that is not checked after all gives every hit back
+        (`give_back`). Retry-After is the longest wait of the limits used up: retrying sooner
+        is refused again.
         """
         name, address = _normalised(username), address_key(ip)
-        limits = [
-            (self.login_pair, ("login-pair", name, address)),
-            (self.login_username, ("login-user", name)),
-            (self.login_ip, ("login-ip", address)),
-            (self.login_attempts_ip, ("login-attempts", address)),
+        pair = _window(self.login_pair, "login-pair", name, address)
+        failure = _window(self.login_ip, "login-ip", address)
+        share = _window(self.login_username_share, "login-user-share", name, address)
+        ceiling = _window(self.login_username, "login-user", name)
+        windows = [
+            pair,
+            _window(self.login_attempts_ip, "login-attempts", address),
+            failure,
+            Window(share.key, share.amount, share.seconds, refuses=False),
+            Window(ceiling.key, ceiling.amount, ceiling.seconds, follows_previous=True),
         ]
-        refused = await self._refused(limits)
-        if refused:
-            longest = max(refused, key=lambda state: state.reset_after)
-            raise TooManyRequests(longest, "Too many failed logins; retry later")
-        await self._hit(self.login_pair, ("login-pair", name, address))
-        await self._hit(self.login_attempts_ip, ("login-attempts", address))
-        share = ("login-user-share", name, address)
-        if await self._hit(self.login_username_share, share):
-            await self._hit(self.login_username, ("login-user", name))
+        counted = await self._admit(windows, "Too many failed logins; retry later")
+        return LoginAttempt(
+            counted=counted, failure=failure.key, consecutive=(pair.key, ceiling.key, share.key)
+        )
 
-    async def _refused(
-        self, limits: list[tuple[RateLimitItem, tuple[str, ...]]]
-    ) -> list[LimitState]:
-        """The states of the limits that one more hit would exceed (nothing is counted)."""
-        refused: list[LimitState] = []
-        for item, identifiers in limits:
-            outcome = await self._apply(item, identifiers, hit=False)
-            if outcome is not None and not outcome[0]:
-                refused.append(outcome[1])
-        return refused
-
-    async def _hit(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> bool:
-        """Count one hit; False when the limit was already used up (then nothing is counted)."""
-        outcome = await self._apply(item, identifiers, hit=True)
-        return outcome is None or outcome[0]
-
-    async def login_failed(self, *, ip: str) -> None:
-        await self._hit(self.login_ip, ("login-ip", address_key(ip)))
-
-    async def login_succeeded(self, *, username: str, ip: str) -> None:
+    async def login_succeeded(self, attempt: LoginAttempt) -> None:
+        """The attempt was no failure, and the consecutive failures before it are forgotten."""
         if not self.enabled:
             return
-        name, address = _normalised(username), address_key(ip)
-        for item, identifiers in (
-            (self.login_pair, ("login-pair", name, address)),
-            (self.login_username, ("login-user", name)),
-            (self.login_username_share, ("login-user-share", name, address)),
-        ):
-            # Both stores: counts made in process memory while Redis was away are cleared too.
-            await self._local.clear(item, *identifiers)
-            shared = self._shared
+        counted = attempt.counted
+        if attempt.failure in counted.hits.keys:
+            failure = Hits(counted.hits.stamp, (attempt.failure,))
+            await self.give_back(Counted(failure, shared=counted.shared))
+        # Both stores: counts made in process memory while Redis was away are cleared too.
+        self._local_windows.clear(attempt.consecutive)
+        if self._shared_windows is not None and self.redis is not None:
+            with contextlib.suppress(RedisUnavailable):
+                await self.redis.call(self._shared_windows.clear, attempt.consecutive)
+
+    async def admit_registration(self, *, ip: str) -> Counted:
+        """429 once the address's registrations are used up; otherwise counted, atomically."""
+        window = _window(self.register, "register", address_key(ip))
+        return await self._admit([window], "Too many registrations from this address; retry later")
+
+    async def give_back(self, counted: Counted) -> None:
+        """Take back the hits of a request that turned out not to count (answered 503 by the
+        full hash queue: it was never checked), in the store that counted them. If Redis is away
+        by now they stay: a count too many, never one too few."""
+        if not counted.hits.keys:
+            return
+        if not counted.shared:
+            self._local_windows.give_back(counted.hits)
+            return
+        if self._shared_windows is not None and self.redis is not None:
+            with contextlib.suppress(RedisUnavailable):
+                await self.redis.call(self._shared_windows.give_back, counted.hits)
+
+    async def _admit(self, windows: list[Window], detail: str) -> Counted:
+        """Decide every window and count the request in them, in one step: in Redis while the
+        breaker lets calls through, in process memory otherwise."""
+        if not self.enabled:
+            return NOT_COUNTED
+        stamp = f"{time.time():.6f}"
+        try:
+            shared = self._shared_windows
             if shared is not None and self.redis is not None:
                 with contextlib.suppress(RedisUnavailable):
-                    await self.redis.call(shared.clear, item, *identifiers)
-
-    async def hit_register(self, *, ip: str) -> None:
-        outcome = await self._apply(self.register, ("register", address_key(ip)), hit=True)
-        if outcome is not None and not outcome[0]:
-            raise TooManyRequests(
-                outcome[1], "Too many registrations from this address; retry later"
+                    return Counted(await self.redis.call(shared.admit, windows, stamp), shared=True)
+            return Counted(self._local_windows.admit(windows, stamp), shared=False)
+        except WindowsFull as exc:
+            longest = max(exc.full, key=lambda full: full.reset_after)
+            state = LimitState(
+                limit=longest.window.amount, remaining=0, reset_after=longest.reset_after
             )
+            raise TooManyRequests(state, detail) from None
 
     async def hit_api(self, *, user_id: str) -> LimitState | None:
         """Count one request of a user; None when limits are off."""
-        outcome = await self._apply(self.api, ("api", user_id), hit=True)
+        outcome = await self._apply(self.api, ("api", user_id))
         if outcome is None:
             return None
         allowed, state = outcome
@@ -183,31 +221,29 @@ class RateLimiter:
         return state
 
     async def _apply(
-        self, item: RateLimitItem, identifiers: tuple[str, ...], *, hit: bool
+        self, item: RateLimitItem, identifiers: tuple[str, ...]
     ) -> tuple[bool, LimitState] | None:
-        """Hit (or only test) a limit: (allowed, state), or None when limits are off. In Redis
-        while the breaker lets calls through, in process memory otherwise."""
+        """Hit a limit: (allowed, state), or None when limits are off. In Redis while the
+        breaker lets calls through, in process memory otherwise."""
         if not self.enabled:
             return None
         shared = self._shared
         if shared is not None and self.redis is not None:
             with contextlib.suppress(RedisUnavailable):
-                return await self.redis.call(_count, shared, item, identifiers, hit)
-        return await _count(self._local, item, identifiers, hit)
+                return await self.redis.call(_count, shared, item, identifiers)
+        return await _count(self._local, item, identifiers)
 
 
 async def _count(
-    limiter: MovingWindowRateLimiter,
-    item: RateLimitItem,
-    identifiers: tuple[str, ...],
-    hit: bool,
+    limiter: MovingWindowRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
 ) -> tuple[bool, LimitState]:
-    if hit:
-        allowed = await limiter.hit(item, *identifiers)
-    else:
-        allowed = await limiter.test(item, *identifiers)
+    allowed = await limiter.hit(item, *identifiers)
     stats = await limiter.get_window_stats(item, *identifiers)
     return allowed, _state_of(item, stats.remaining, stats.reset_time)
+
+
+def _window(item: RateLimitItem, *identifiers: str) -> Window:
+    return Window("/".join(identifiers), item.amount, item.get_expiry())
 
 
 def _normalised(username: str) -> str:

@@ -14,7 +14,7 @@ from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
 from taskhub.errors import Conflict, NotFound, Unauthorized
-from taskhub.ratelimit import RateLimiter
+from taskhub.ratelimit import LoginAttempt, RateLimiter
 from taskhub.security import passwords
 from taskhub.security.tokens import InvalidToken, TokenCodec, fingerprint
 
@@ -59,11 +59,15 @@ async def register(
     check_new_password(
         password, username=username, min_length=settings.PASSWORD_MIN_LENGTH, field="password"
     )
-    await limiter.hit_register(ip=client_ip)
+    counted = await limiter.admit_registration(ip=client_ip)
     # No connection is held while bcrypt runs: the INSERT comes after, on its own.
-    password_hash = await passwords.hash_password(
-        password, rounds=settings.bcrypt_rounds, queue_limit=settings.HASH_QUEUE_LIMIT
-    )
+    try:
+        password_hash = await passwords.hash_password(
+            password, rounds=settings.bcrypt_rounds, queue_limit=settings.HASH_QUEUE_LIMIT
+        )
+    except passwords.HashingBusy:
+        await limiter.give_back(counted)  # 503: nothing was registered (ADR 0008)
+        raise
     account = await auth_repository.insert_user(
         db, user_id=new_id(), username=username, password_hash=password_hash, now=utcnow()
     )
@@ -85,13 +89,18 @@ async def login(
 ) -> IssuedTokens:
     """Check the credentials and start a session. Unknown user and wrong password look the same,
     and both count towards the failed-login limits; while limited, even the right password is 429.
+    The limits are decided before the hash queue: over a limit is 429, never 503.
     """
-    await limiter.begin_login_attempt(username=username, ip=client_ip)
-    account = await _account_with_password(
-        db, settings=settings, username=username, password=password
+    attempt = await limiter.admit_login(username=username, ip=client_ip)
+    account = await check_admitted_password(
+        db,
+        settings=settings,
+        limiter=limiter,
+        attempt=attempt,
+        username=username,
+        password=password,
     )
     if account is None:
-        await limiter.login_failed(ip=client_ip)
         raise Unauthorized(BAD_CREDENTIALS)
     now = utcnow()
     # The password was checked before: no connection is held while bcrypt runs.
@@ -121,24 +130,41 @@ async def login(
             session_expires_at=started.expires_at,
             now=now,
         )
-    await limiter.login_succeeded(username=username, ip=client_ip)
+    await limiter.login_succeeded(attempt)
     return issued
 
 
-async def check_password(
-    db: Queries, *, settings: Settings, username: str, password: str
+async def check_admitted_password(
+    db: Queries,
+    *,
+    settings: Settings,
+    limiter: RateLimiter,
+    attempt: LoginAttempt,
+    username: str,
+    password: str,
 ) -> Credentials | None:
     """The account if the password is its own; None for a wrong password or an unknown user,
-    which costs the same bcrypt time."""
-    return await _account_with_password(db, settings=settings, username=username, password=password)
+    which costs the same bcrypt time. An attempt that is not checked after all (the hash queue
+    is full: 503; the database is away) gives its hits back: only checked attempts count."""
+    try:
+        return await _account_with_password(
+            db, settings=settings, username=username, password=password
+        )
+    except Exception:
+        await limiter.give_back(attempt.counted)
+        raise
 
 
 async def _account_with_password(
     db: Queries, *, settings: Settings, username: str, password: str
 ) -> Credentials | None:
+    queue_limit = settings.HASH_QUEUE_LIMIT
+    # Refused before the lookup: a flood past the queue costs each attempt no query. The queue
+    # is asked again when the hash is submitted, so this only refuses earlier.
+    if passwords.hashing_full(queue_limit=queue_limit):
+        raise passwords.HashingBusy()
     # The lookup is one statement in autocommit: its connection is back in the pool before bcrypt.
     account = await auth_repository.find_credentials(db, username=normalise_username(username))
-    queue_limit = settings.HASH_QUEUE_LIMIT
     if account is None:
         await passwords.verify_against_dummy(
             password, rounds=settings.bcrypt_rounds, queue_limit=queue_limit

@@ -20,7 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from taskhub.context import RequestContext, close_request, open_request
 from taskhub.errors import problem_response
 from taskhub.http.admission import AdmissionGate, Overloaded
-from taskhub.security.passwords import HashingBusy
 
 logger = logging.getLogger("taskhub.request")
 
@@ -97,8 +96,10 @@ class RequestContextMiddleware:
         # A request that will hash a password skips the gate while the hash queue has room: the
         # queue bounds those (HASH_QUEUE_LIMIT), and queued behind every read in the gate, logins
         # under a saturating read load lost half their rate to the wait alone. Once the queue is
-        # full they take their turn in the gate like any request before being refused: a flood
-        # answered at once would come back at once and take the event loop from the reads.
+        # full they take their turn in the gate like any request: a flood answered at once would
+        # come back at once and take the event loop from the reads. They are refused by the
+        # service, not here: the rate limits come first (429, never 503, for an address over
+        # its limit), then the queue (503), then the hash (ADR 0008).
         self.hashing_paths = hashing_paths
         self.hashing_has_room = hashing_has_room
 
@@ -150,13 +151,6 @@ class RequestContextMiddleware:
                     await _send_problem(send_with_headers, 503, BUSY, headers=BUSY_HEADERS)
                     return
             try:
-                if hashing and not self.hashing_has_room():
-                    # Refused after its turn, before routing, parsing or any query: a flood of
-                    # logins past the hash queue costs the event loop little more than its bytes.
-                    await _send_problem(
-                        send_with_headers, 503, HashingBusy.detail, headers=BUSY_HEADERS
-                    )
-                    return
                 await self.app(scope, receive, send_with_headers)
             finally:
                 if gate is not None:

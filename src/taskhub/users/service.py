@@ -34,14 +34,18 @@ async def change_password(
     A wrong current password counts as a failed login, so a stolen access token cannot be used
     to guess the password faster than the login form allows.
     """
-    await limiter.begin_login_attempt(username=username, ip=client_ip)
-    account = await auth_service.check_password(
-        db, settings=settings, username=username, password=current_password
+    attempt = await limiter.admit_login(username=username, ip=client_ip)
+    account = await auth_service.check_admitted_password(
+        db,
+        settings=settings,
+        limiter=limiter,
+        attempt=attempt,
+        username=username,
+        password=current_password,
     )
     if account is None:
-        await limiter.login_failed(ip=client_ip)
         raise Unauthorized(WRONG_CURRENT_PASSWORD)
-    await limiter.login_succeeded(username=account.username, ip=client_ip)
+    await limiter.login_succeeded(attempt)
     check_new_password(
         new_password,
         username=account.username,

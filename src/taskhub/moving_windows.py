@@ -1,0 +1,215 @@
+"""Several moving windows decided and counted in one step: in Redis by one Lua script, in process
+memory by one call that never yields to the event loop. Between a test and a later hit, every
+request of a burst would pass the test before any hit was counted (ADR 0008).
+
+A window is a list of the stamps (Unix times) counted in it, newest first, at most its amount
+long (the layout of `limits`' moving windows): it is full while its oldest stamp is still inside
+its seconds. An attempt's hits carry its stamp, so they can be given back exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+# How often process memory drops the windows that have emptied, in seconds.
+SWEEP_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    key: str
+    amount: int
+    seconds: int
+    # A full window refuses the attempt; one that does not (a share of the next window) is
+    # only left uncounted.
+    refuses: bool = True
+    # Counted only when the window before it was: the username's ceiling, after the address's
+    # share of it.
+    follows_previous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FullWindow:
+    window: Window
+    reset_after: int  # seconds until the window has room again
+
+
+class WindowsFull(Exception):
+    """At least one refusing window is full: nothing was counted."""
+
+    def __init__(self, full: list[FullWindow]) -> None:
+        super().__init__(", ".join(item.window.key for item in full))
+        self.full = full
+
+
+@dataclass(frozen=True, slots=True)
+class Hits:
+    """The windows an admitted attempt was counted in, and its stamp in them."""
+
+    stamp: str
+    keys: tuple[str, ...]
+
+
+NO_HITS = Hits("", ())
+
+
+def _counted(windows: list[Window], room: list[bool]) -> list[int]:
+    """Which windows an admitted attempt is counted in: those with room, and a follower only
+    if the window before it was counted."""
+    counted: list[int] = []
+    for index, window in enumerate(windows):
+        if room[index] and (not window.follows_previous or index - 1 in counted):
+            counted.append(index)
+    return counted
+
+
+def _reset_after(window: Window, oldest: float, now: float) -> int:
+    return max(0, math.ceil(oldest + window.seconds - now))
+
+
+class MemoryWindows:
+    """The windows of this process. Every method runs to its end without awaiting, so no other
+    request is served between a window's test and its hit."""
+
+    def __init__(self) -> None:
+        self._stamps: dict[str, list[float]] = {}
+        # When each window's newest stamp leaves it: the window is empty from then on.
+        self._empty_at: dict[str, float] = {}
+        self._next_sweep = 0.0
+
+    def __len__(self) -> int:
+        """How many windows are held."""
+        return len(self._stamps)
+
+    def admit(self, windows: list[Window], stamp: str) -> Hits:
+        now = float(stamp)
+        self._sweep(now)
+        room: list[bool] = []
+        full: list[FullWindow] = []
+        for window in windows:
+            stamps = self._stamps.get(window.key, [])
+            oldest = stamps[window.amount - 1] if len(stamps) >= window.amount else None
+            room.append(oldest is None or oldest < now - window.seconds)
+            if oldest is not None and not room[-1] and window.refuses:
+                full.append(FullWindow(window, _reset_after(window, oldest, now)))
+        if full:
+            raise WindowsFull(full)
+        keys: list[str] = []
+        for index in _counted(windows, room):
+            window = windows[index]
+            stamps = self._stamps.setdefault(window.key, [])
+            stamps.insert(0, now)
+            del stamps[window.amount :]
+            self._empty_at[window.key] = now + window.seconds
+            keys.append(window.key)
+        return Hits(stamp, tuple(keys))
+
+    def give_back(self, hits: Hits) -> None:
+        for key in hits.keys:
+            stamps = self._stamps.get(key, [])
+            if float(hits.stamp) in stamps:
+                stamps.remove(float(hits.stamp))
+
+    def clear(self, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            self._stamps.pop(key, None)
+            self._empty_at.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the windows that have emptied: one per username an attacker tried, else."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_SECONDS
+        for key in [key for key, empty_at in self._empty_at.items() if empty_at <= now]:
+            self.clear((key,))
+
+
+# Decides every window, then counts the attempt in each that takes it, or in none: a script runs
+# atomically, so no other attempt is decided in between. KEYS: the windows. ARGV[1]: the stamp;
+# then per window its amount, its seconds and its kind ('limit': refuses when full; 'share':
+# never refuses, counted while it has room; 'after': refuses when full, counted only when the
+# window before it was). Returns {1, counted indices...} or {0, index, oldest stamp, ...} for
+# the full windows that refuse.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local room, refused = {}, {0}
+for i, key in ipairs(KEYS) do
+  local amount, seconds, kind = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i]), ARGV[3*i+1]
+  local oldest = redis.call('lindex', key, amount - 1)
+  room[i] = (not oldest) or tonumber(oldest) < now - seconds
+  if not room[i] and kind ~= 'share' then
+    refused[#refused+1] = i
+    refused[#refused+1] = oldest
+  end
+end
+if #refused > 1 then return refused end
+local counted, previous = {1}, false
+for i, key in ipairs(KEYS) do
+  local amount, seconds, kind = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i]), ARGV[3*i+1]
+  local count = room[i] and (kind ~= 'after' or previous)
+  if count then
+    redis.call('lpush', key, ARGV[1])
+    redis.call('ltrim', key, 0, amount - 1)
+    redis.call('expire', key, seconds)
+    counted[#counted+1] = i
+  end
+  previous = count
+end
+return counted
+"""
+
+_GIVE_BACK = """
+for _, key in ipairs(KEYS) do
+  redis.call('lrem', key, 1, ARGV[1])
+end
+return 0
+"""
+
+
+def _kind(window: Window) -> str:
+    if not window.refuses:
+        return "share"
+    return "after" if window.follows_previous else "limit"
+
+
+class RedisWindows:
+    """The windows every instance shares, under `prefix` in Redis."""
+
+    def __init__(self, client: Redis, *, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._admit = client.register_script(_ADMIT)
+        self._give_back = client.register_script(_GIVE_BACK)
+
+    async def admit(self, windows: list[Window], stamp: str) -> Hits:
+        args: list[Any] = [stamp]
+        for window in windows:
+            args += [window.amount, window.seconds, _kind(window)]
+        reply = await self._admit(keys=[self._key(window) for window in windows], args=args)
+        if int(reply[0]) == 1:
+            return Hits(stamp, tuple(windows[int(i) - 1].key for i in reply[1:]))
+        now = float(stamp)
+        full = []
+        for index, oldest in zip(reply[1::2], reply[2::2], strict=True):
+            window = windows[int(index) - 1]
+            full.append(FullWindow(window, _reset_after(window, float(oldest), now)))
+        raise WindowsFull(full)
+
+    async def give_back(self, hits: Hits) -> None:
+        if hits.keys:
+            await self._give_back(
+                keys=[self._full_key(key) for key in hits.keys], args=[hits.stamp]
+            )
+
+    async def clear(self, keys: tuple[str, ...]) -> None:
+        await self._client.delete(*(self._full_key(key) for key in keys))
+
+    def _key(self, window: Window) -> str:
+        return self._full_key(window.key)
+
+    def _full_key(self, key: str) -> str:
+        return f"{self._prefix}:{key}"
