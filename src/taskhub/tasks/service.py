@@ -13,6 +13,7 @@ from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -123,8 +124,19 @@ def _one_write(db: Queries) -> AbstractAsyncContextManager[Queries]:
     return nullcontext(db) if db.dialect == "postgresql" else _transaction(db)
 
 
+class _CountFirst(Exception):
+    """A write found no room in its slot inside a transaction, which may now hold that slot (a
+    refused UPDATE keeps the row it rechecked locked): it starts over, counting first, so that
+    every transaction locking a scope's slots takes them all in order, holding none before."""
+
+
 async def create_task(
-    db: Queries, *, settings: Settings, caller_id: uuid.UUID, data: TaskCreate
+    db: Queries,
+    *,
+    settings: Settings,
+    caller_id: uuid.UUID,
+    data: TaskCreate,
+    count_first: bool = False,
 ) -> TaskRecord:
     """One INSERT ... SELECT ... RETURNING in autocommit, which also takes a unit of the scope's
     room: the create is atomic without a transaction, and writes nothing unless the caller may,
@@ -134,17 +146,20 @@ async def create_task(
     if data.project_id is None and data.assignee_id not in (None, caller_id):
         raise ValidationFailed(loc=["body", "assignee_id"], msg=NOT_YOURS)
     values = _new_task(caller_id, data)
-    async with _one_write(db) as writer:
-        task = await task_repository.insert_task(
-            writer, caller_id=caller_id, values=values, take_room=True
-        )
-    if task is not None:
-        return task
+    if not count_first:
+        async with _one_write(db) as writer:
+            task = await task_repository.insert_task(
+                writer, caller_id=caller_id, values=values, take_room=True
+            )
+        if task is not None:
+            return task
     # The quota is said only once the caller is known to see the project and may write in it.
     if data.project_id is not None:
         await _require_in_project(db, caller_id=caller_id, project_id=data.project_id)
         if data.assignee_id is not None:
             await _require_member(db, project_id=data.project_id, user_id=data.assignee_id)
+    if not count_first and not isinstance(db, Database):
+        raise _CountFirst
     async with _transaction(db) as tx:
         await _recount_room(tx, settings=settings, caller_id=caller_id, project_id=data.project_id)
         task = await task_repository.insert_task(
@@ -248,7 +263,8 @@ async def update_task(
         return current
     values: dict[str, Any] = {name: getattr(changes, name) for name in sent}
     if sent & _MEMBERSHIP_FIELDS:
-        return await _move_or_assign(
+        move = partial(
+            _move_or_assign,
             db,
             settings=settings,
             caller_id=caller_id,
@@ -257,6 +273,10 @@ async def update_task(
             values=values,
             expected=expected,
         )
+        try:
+            return await move(count_first=False)
+        except _CountFirst:
+            return await move(count_first=True)
     return await _write(
         db,
         caller_id=caller_id,
@@ -297,6 +317,7 @@ async def _move_or_assign(
     changes: TaskUpdate,
     values: dict[str, Any],
     expected: int | None,
+    count_first: bool,
 ) -> TaskRecord:
     """A PATCH that moves the task or names an assignee: the memberships it relies on are read
     in the transaction that writes, with the task's row locked.
@@ -320,8 +341,10 @@ async def _move_or_assign(
             if target is not None:
                 await _require_in_project(tx, caller_id=caller_id, project_id=target)
             # Room in the target, exactly: taken from a slot, or counted when the slot is empty.
-            if not await task_repository.take_room(tx, scope_id=target or caller_id):
+            if count_first:
                 await _recount_room(tx, settings=settings, caller_id=caller_id, project_id=target)
+            elif not await task_repository.take_room(tx, scope_id=target or caller_id):
+                raise _CountFirst
             values["owner_id"] = caller_id if target is None else None
             if target is None:
                 values["creator_id"] = caller_id
@@ -444,6 +467,31 @@ async def create_task_once(
     gone since; the same key with another body is 422. The claim, the task and the recorded
     response commit together, before the 201 is sent.
     """
+    once = partial(
+        _create_once,
+        db,
+        settings=settings,
+        owner_id=owner_id,
+        key=key,
+        request_hash=request_hash,
+        data=data,
+    )
+    try:
+        return await once(count_first=False)
+    except _CountFirst:  # rolled back, the claim included: start over, counting first
+        return await once(count_first=True)
+
+
+async def _create_once(
+    db: Database,
+    *,
+    settings: Settings,
+    owner_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    data: TaskCreate,
+    count_first: bool,
+) -> CreatedTask:
     now = utcnow()
     async with db.transaction() as tx:
         found = await task_repository.find_response(tx, user_id=owner_id, key=key, now=now)
@@ -457,7 +505,13 @@ async def create_task_once(
                 expires_at=now + IDEMPOTENCY_WINDOW,
             )
             if claimed:
-                task = await create_task(tx, settings=settings, caller_id=owner_id, data=data)
+                task = await create_task(
+                    tx,
+                    settings=settings,
+                    caller_id=owner_id,
+                    data=data,
+                    count_first=count_first,
+                )
                 body = render_task(task)
                 await task_repository.record_response(
                     tx,
