@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from taskhub.main import create_app
 from tests.conftest import client_of, make_settings
-from tests.helpers import ApiUser, make_user
+from tests.helpers import API, ApiUser, make_user
 from tests.projects.helpers import add_member, make_project
 from tests.tasks.helpers import TASKS, task_url
 
@@ -186,3 +186,39 @@ async def test_after_deletes_and_moves_out_creates_fill_the_freed_room_exactly(
 
         assert outcome(responses, "MAX_TASKS_PER_USER") == {201: 2, 409: RACERS - 2}
         assert await count_tasks(client, user) == LIMIT + 1  # the moved one included
+
+
+async def test_deleting_an_account_or_a_project_while_creates_take_its_room_never_fails(
+    quota_client: httpx.AsyncClient,
+) -> None:
+    """A deletion cascades to the scope's room while creates hold it: neither waits for the
+    other in a cycle (PostgreSQL would end one of them as a deadlock, a 503). Personal creates
+    race their owner's account deletion; a member's creates race the project's deletion."""
+    client = quota_client
+    for _ in range(ROUNDS):
+        leaver, owner, member = [await fresh_user(client) for _ in range(3)]
+        project = await make_project(client, owner)
+        await add_member(client, owner, project["id"], member.username, "editor")
+        half = RACERS // 2
+        # Unkeyed: a keyed create's claim of its key after the account is gone is another
+        # matter (its foreign key), not the room's.
+        personal = [post_task(client, leaver, 2 * index) for index in range(half)]
+        in_project = [
+            post_task(client, member, index, project_id=project["id"]) for index in range(half)
+        ]
+        deletions = [
+            client.delete(f"{API}/users/me", headers=leaver.headers),
+            client.delete(f"{API}/projects/{project['id']}", headers=owner.headers),
+        ]
+        quarter = half // 2
+        responses = await asyncio.gather(
+            *personal[:quarter],
+            *in_project[:quarter],
+            *deletions,
+            *personal[quarter:],
+            *in_project[quarter:],
+        )
+
+        statuses = [response.status_code for response in responses]
+        assert [status for status in statuses if status >= 500] == [], statuses
+        assert statuses[2 * quarter : 2 * quarter + 2] == [204, 204]

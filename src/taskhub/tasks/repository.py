@@ -37,7 +37,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from taskhub import pagination
-from taskhub.db.runner import Queries, selecting
+from taskhub.auth.models import User
+from taskhub.db.runner import IntegrityViolation, Queries, selecting
 from taskhub.projects.models import Project, ProjectMember
 from taskhub.projects.roles import Action, roles_allowed
 from taskhub.tasks.models import SEARCH_SEPARATOR, IdempotencyRecord, Task, TaskQuota, TaskStatus
@@ -287,17 +288,33 @@ def _create_conditions(*, in_project: bool, assigned: bool, project: str) -> lis
     return conditions
 
 
+def _scope_held(*, in_project: bool) -> Any:
+    """The scope's own row (the project, or the user for personal tasks), held FOR KEY SHARE
+    before any slot is: deleting the project or the account locks that row first and then
+    cascades to the slots, so a write holding a slot never waits for a deletion that waits for
+    it. (The new task's foreign key takes the same lock anyway, only later.)"""
+    table: Any = Project if in_project else User
+    held = select(literal(1)).select_from(table).where(table.id == _SCOPE)
+    return held.with_for_update(read=True, key_share=True).exists()
+
+
 @lru_cache(maxsize=8)
-def _take_room_statement(*, in_project: bool, assigned: bool) -> Any:
+def _take_room_statement(*, in_project: bool, assigned: bool, rights: bool = True) -> Any:
     """One unit of the scope's room from this connection's slot, only if the create's other
-    conditions hold too: a refused create takes nothing."""
+    conditions hold too (`rights`): a refused create takes nothing."""
+    conditions = (
+        _create_conditions(in_project=in_project, assigned=assigned, project="in_scope")
+        if rights
+        else []
+    )
     return (
         update(TaskQuota)
         .where(
+            _scope_held(in_project=in_project),
             TaskQuota.scope_id == _SCOPE,
             TaskQuota.slot == _connection_slot(),
             TaskQuota.room > 0,
-            *_create_conditions(in_project=in_project, assigned=assigned, project="in_scope"),
+            *conditions,
         )
         .values(room=TaskQuota.room - 1)
         .returning(TaskQuota.scope_id)
@@ -344,11 +361,19 @@ async def insert_task(
     return await db.record(statement, {**values, **scope}, TaskRecord)
 
 
-async def take_room(db: Queries, *, scope_id: uuid.UUID) -> bool:
-    """One unit of a scope's room from this connection's slot, for a task moving into it (the
-    move's transaction holds the slot until it commits); False when the slot has none."""
-    statement = _take_room_statement(in_project=False, assigned=False)
-    return await db.scalar(statement, {"in_scope": scope_id}) is not None
+async def take_room(db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID | None) -> bool:
+    """One unit of room from this connection's slot of a scope (the project, or the caller's
+    personal tasks), for a task moving into it: the move's transaction holds the slot until it
+    commits, and has checked the caller's rights itself. False when the slot has none."""
+    statement = _take_room_statement(
+        in_project=project_id is not None, assigned=False, rights=False
+    )
+    return await db.scalar(statement, {"in_scope": project_id or caller_id}) is not None
+
+
+@lru_cache(maxsize=2)
+def _hold_scope_statement(*, in_project: bool) -> Any:
+    return select(_scope_held(in_project=in_project))
 
 
 _ADD_SLOT = (
@@ -382,23 +407,29 @@ _SHARE_ROOM = (
 
 async def recount_room(
     db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID | None, quota: int
-) -> int:
+) -> int | None:
     """How many tasks the scope holds, counted exactly (up to `quota`) with every slot of its room
     locked; below the quota, one unit is kept for the caller's write and the rest is shared out
     again. Run in the transaction that writes the task.
 
     Exact: a create or move that took room holds its slot until it commits, so once every slot
     is locked each of them is committed and this count (a new snapshot) sees its task; a later
-    one waits and then finds the new room. The slots are written before they are locked, which
-    on SQLite also takes the writer's lock first.
+    one waits and then finds the new room. The scope's own row is held first (`_scope_held`),
+    then the slots are written if missing and locked in slot order. None: the scope is gone.
     """
     scope = project_id or caller_id
+    hold = _hold_scope_statement(in_project=project_id is not None)
+    if not await db.scalar(hold, {"in_scope": scope}):
+        return None  # the project or the account is gone
     owner = None if project_id is not None else caller_id
     slots = [
         {"in_scope": scope, "slot_number": slot, "slot_owner": owner, "slot_project": project_id}
         for slot in range(quota_slots(db.dialect))
     ]
-    await db.count_many(_ADD_SLOT, slots)
+    try:
+        await db.count_many(_ADD_SLOT, slots)
+    except IntegrityViolation:  # SQLite: gone since it was read (the read took no lock)
+        return None
     await db.execute(_LOCK_SLOTS, {"in_scope": scope})
     count = await count_in_scope(db, caller_id=caller_id, project_id=project_id, quota=quota)
     if count < quota:

@@ -178,6 +178,8 @@ async def _recount_room(
     count = await task_repository.recount_room(
         tx, caller_id=caller_id, project_id=project_id, quota=quota
     )
+    if count is None:
+        raise Conflict("The project changed meanwhile; retry")
     if count >= quota:
         raise _quota_reached(settings, project_id, count)
 
@@ -343,7 +345,7 @@ async def _move_or_assign(
             # Room in the target, exactly: taken from a slot, or counted when the slot is empty.
             if count_first:
                 await _recount_room(tx, settings=settings, caller_id=caller_id, project_id=target)
-            elif not await task_repository.take_room(tx, scope_id=target or caller_id):
+            elif not await task_repository.take_room(tx, caller_id=caller_id, project_id=target):
                 raise _CountFirst
             values["owner_id"] = caller_id if target is None else None
             if target is None:
