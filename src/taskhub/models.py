@@ -4,7 +4,7 @@ from taskhub.auth.models import RefreshToken, User, UserSession
 from taskhub.comments.models import Comment
 from taskhub.notifications.models import Notification
 from taskhub.projects.models import Project, ProjectMember
-from taskhub.tasks.models import IdempotencyRecord, Task
+from taskhub.tasks.models import IdempotencyRecord, Task, TaskQuota
 
 __all__ = [
     "Comment",
@@ -14,6 +14,7 @@ __all__ = [
     "ProjectMember",
     "RefreshToken",
     "Task",
+    "TaskQuota",
     "User",
     "UserSession",
 ]

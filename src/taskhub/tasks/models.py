@@ -102,6 +102,35 @@ class Task(Base):
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
+class TaskQuota(Base):
+    """Room left under a scope's task quota (a user's personal tasks, or a project's tasks), kept
+    in a few slots so that concurrent creates in one scope rarely wait for each other (ADR 0014).
+
+    A create takes one unit from its connection's slot in the statement that inserts; when the
+    slot is empty, every slot of the scope is locked, its tasks counted exactly, and the room
+    left shared out again. Deletes and moves out give nothing back: the room is a lower bound,
+    made exact again by the next count. A scope without rows has no room until it is counted.
+    """
+
+    __tablename__ = "task_quota"
+    __table_args__ = (
+        CheckConstraint("(owner_id IS NULL) != (project_id IS NULL)", name="one_scope"),
+        CheckConstraint("room >= 0", name="room"),
+    )
+
+    # The user's id for their personal tasks, the project's for its tasks.
+    scope_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    # The scope again, for the cascade: the rows go with the account or the project.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), index=True, default=None
+    )
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("project.id", ondelete="CASCADE"), index=True, default=None
+    )
+    room: Mapped[int] = mapped_column(Integer)
+
+
 class IdempotencyRecord(Base):
     """The first response to a `POST /tasks` sent with an `Idempotency-Key`, replayed for 24 h."""
 

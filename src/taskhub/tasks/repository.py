@@ -15,6 +15,7 @@ from sqlalchemy import (
     Executable,
     Integer,
     Select,
+    SmallInteger,
     Text,
     and_,
     bindparam,
@@ -36,10 +37,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from taskhub import pagination
-from taskhub.db.runner import Queries, selecting
+from taskhub.auth.models import User
+from taskhub.db.runner import IntegrityViolation, Queries, selecting
 from taskhub.projects.models import Project, ProjectMember
 from taskhub.projects.roles import Action, roles_allowed
-from taskhub.tasks.models import SEARCH_SEPARATOR, IdempotencyRecord, Task, TaskStatus
+from taskhub.tasks.models import SEARCH_SEPARATOR, IdempotencyRecord, Task, TaskQuota, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,33 +241,202 @@ def _bounded_count(scope: ColumnElement[bool]) -> Any:
     return select(func.count()).select_from(capped).scalar_subquery()
 
 
+# Slots of room per scope (TaskQuota, ADR 0014). A create takes room from its connection's slot,
+# so creates of one scope on different connections do not queue on one row, each holding it
+# until its commit is flushed. SQLite has a single writer anyway: one slot.
+QUOTA_SLOTS = 16
+
+
+def quota_slots(dialect: str) -> int:
+    return QUOTA_SLOTS if dialect == "postgresql" else 1
+
+
+class _connection_slot(FunctionElement[int]):  # noqa: N801 - a SQL function's name
+    """The slot of room this connection takes from: a pool's connections have distinct backend
+    pids, and so mostly distinct slots."""
+
+    type = SmallInteger()
+    inherit_cache = True
+
+
+@compiles(_connection_slot)
+def _connection_slot_default(element: _connection_slot, compiler: SQLCompiler, **kw: Any) -> str:
+    return "0"
+
+
+@compiles(_connection_slot, "postgresql")
+def _connection_slot_postgresql(element: _connection_slot, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"mod(pg_backend_pid(), {QUOTA_SLOTS})"
+
+
+# Named apart from task_quota's columns: SQLAlchemy would read such a parameter as a SET value.
+_SCOPE = bindparam("in_scope", type_=TaskQuota.scope_id.type)
+
+
+def _create_conditions(*, in_project: bool, assigned: bool, project: str) -> list[Any]:
+    """What a create needs besides room: in a project (the parameter named `project`), the
+    caller's right to write tasks in it (live, membership locked) and an assignee who is a
+    member."""
+    if not in_project:
+        return []
+    project_id = bindparam(project, type_=Task.project_id.type)
+    writer = roles_allowed(Action.WRITE_TASKS)
+    conditions = [_membership(of=project_id, roles=writer, writable=True, locked=True)]
+    if assigned:
+        assignee = bindparam("assignee_id", type_=Task.assignee_id.type)
+        conditions.append(_membership(of=project_id, who=assignee, locked=True))
+    return conditions
+
+
+def _scope_held(*, in_project: bool) -> Any:
+    """The scope's own row (the project, or the user for personal tasks), held FOR KEY SHARE
+    before any slot is: deleting the project or the account locks that row first and then
+    cascades to the slots, so a write holding a slot never waits for a deletion that waits for
+    it. (The new task's foreign key takes the same lock anyway, only later.)"""
+    table: Any = Project if in_project else User
+    held = select(literal(1)).select_from(table).where(table.id == _SCOPE)
+    return held.with_for_update(read=True, key_share=True).exists()
+
+
 @lru_cache(maxsize=8)
-def _insert_statement(*, in_project: bool, assigned: bool) -> Executable:
-    """One INSERT ... SELECT ... RETURNING: in a project, the row is written only if the caller
-    may and the assignee is a member, in the same statement."""
+def _take_room_statement(*, in_project: bool, assigned: bool, rights: bool = True) -> Any:
+    """One unit of the scope's room from this connection's slot, only if the create's other
+    conditions hold too (`rights`): a refused create takes nothing."""
+    conditions = (
+        _create_conditions(in_project=in_project, assigned=assigned, project="in_scope")
+        if rights
+        else []
+    )
+    return (
+        update(TaskQuota)
+        .where(
+            _scope_held(in_project=in_project),
+            TaskQuota.scope_id == _SCOPE,
+            TaskQuota.slot == _connection_slot(),
+            TaskQuota.room > 0,
+            *conditions,
+        )
+        .values(room=TaskQuota.room - 1)
+        .returning(TaskQuota.scope_id)
+    )
+
+
+@lru_cache(maxsize=8)
+def _insert_statement(*, in_project: bool, assigned: bool, takes_room: bool) -> Executable:
+    """One INSERT ... SELECT ... RETURNING: the row is written only if its conditions hold, in
+    the same statement. `takes_room` (PostgreSQL): the conditions are the UPDATE of a unit of the
+    scope's room in a data-modifying CTE, and the row is selected from what it updated; the slot
+    is locked only while this one statement commits."""
     names = [column.key for column in _WRITTEN]
-    conditions: list[Any] = []
-    if in_project:
-        project = bindparam("project_id", type_=Task.project_id.type)
-        writer = roles_allowed(Action.WRITE_TASKS)
-        conditions.append(_membership(of=project, roles=writer, writable=True, locked=True))
-        if assigned:
-            assignee = bindparam("assignee_id", type_=Task.assignee_id.type)
-            conditions.append(_membership(of=project, who=assignee, locked=True))
-    row = select(*(bindparam(name, type_=_COLUMN_TYPES[name]) for name in names)).where(*conditions)
+    row = select(*(bindparam(name, type_=_COLUMN_TYPES[name]) for name in names))
+    if takes_room:
+        took = _take_room_statement(in_project=in_project, assigned=assigned).cte("took")
+        row = row.select_from(took)
+    else:
+        row = row.where(
+            *_create_conditions(in_project=in_project, assigned=assigned, project="project_id")
+        )
     return insert(Task).from_select(names, row).returning(*_TASK)
 
 
 async def insert_task(
-    db: Queries, *, caller_id: uuid.UUID, values: dict[str, Any]
+    db: Queries, *, caller_id: uuid.UUID, values: dict[str, Any], take_room: bool
 ) -> TaskRecord | None:
     """Insert one task (every written column given) and return it; None when a condition refused
-    it (the caller's right in the project, or an assignee who is not a member)."""
-    statement = _insert_statement(
-        in_project=values["project_id"] is not None, assigned=values["assignee_id"] is not None
+    it (the caller's right in the project, an assignee who is not a member, or, with `take_room`,
+    no room left in the connection's slot of the scope).
+
+    On SQLite, which has no data-modifying CTE, `take_room` is a statement of its own before the
+    insert: the caller runs both in one transaction."""
+    in_project = values["project_id"] is not None
+    assigned = values["assignee_id"] is not None
+    scope = {"in_scope": values["project_id"] or caller_id, "caller_id": caller_id}
+    if take_room and db.dialect != "postgresql":
+        taking = _take_room_statement(in_project=in_project, assigned=assigned)
+        # Only its own parameters: SQLAlchemy would set a column named by any other.
+        if await db.scalar(taking, {**scope, "assignee_id": values["assignee_id"]}) is None:
+            return None
+        take_room = False
+    statement = _insert_statement(in_project=in_project, assigned=assigned, takes_room=take_room)
+    return await db.record(statement, {**values, **scope}, TaskRecord)
+
+
+async def take_room(db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID | None) -> bool:
+    """One unit of room from this connection's slot of a scope (the project, or the caller's
+    personal tasks), for a task moving into it: the move's transaction holds the slot until it
+    commits, and has checked the caller's rights itself. False when the slot has none."""
+    statement = _take_room_statement(
+        in_project=project_id is not None, assigned=False, rights=False
     )
-    params = {**values, "caller_id": caller_id}
-    return await db.record(statement, params, TaskRecord)
+    return await db.scalar(statement, {"in_scope": project_id or caller_id}) is not None
+
+
+@lru_cache(maxsize=2)
+def _hold_scope_statement(*, in_project: bool) -> Any:
+    return select(_scope_held(in_project=in_project))
+
+
+_ADD_SLOT = (
+    upsert(TaskQuota)
+    .values(
+        scope_id=_SCOPE,
+        slot=bindparam("slot_number", type_=TaskQuota.slot.type),
+        owner_id=bindparam("slot_owner", type_=TaskQuota.owner_id.type),
+        project_id=bindparam("slot_project", type_=TaskQuota.project_id.type),
+        room=0,
+    )
+    .on_conflict_do_nothing(index_elements=[TaskQuota.scope_id, TaskQuota.slot])
+    .returning(TaskQuota.slot)
+)
+# In slot order: two recounts of a scope never hold a slot each that the other waits for.
+_LOCK_SLOTS = (
+    select(TaskQuota.slot)
+    .where(TaskQuota.scope_id == _SCOPE)
+    .order_by(TaskQuota.slot)
+    .with_for_update()
+)
+_SHARE_ROOM = (
+    update(TaskQuota)
+    .where(TaskQuota.scope_id == _SCOPE)
+    .values(
+        room=bindparam("share", type_=Integer())
+        + case((TaskQuota.slot < bindparam("extra", type_=Integer()), 1), else_=0)
+    )
+)
+
+
+async def recount_room(
+    db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID | None, quota: int
+) -> int | None:
+    """How many tasks the scope holds, counted exactly (up to `quota`) with every slot of its room
+    locked; below the quota, one unit is kept for the caller's write and the rest is shared out
+    again. Run in the transaction that writes the task.
+
+    Exact: a create or move that took room holds its slot until it commits, so once every slot
+    is locked each of them is committed and this count (a new snapshot) sees its task; a later
+    one waits and then finds the new room. The scope's own row is held first (`_scope_held`),
+    then the slots are written if missing and locked in slot order. None: the scope is gone.
+    """
+    scope = project_id or caller_id
+    hold = _hold_scope_statement(in_project=project_id is not None)
+    if not await db.scalar(hold, {"in_scope": scope}):
+        return None  # the project or the account is gone
+    owner = None if project_id is not None else caller_id
+    slots = [
+        {"in_scope": scope, "slot_number": slot, "slot_owner": owner, "slot_project": project_id}
+        for slot in range(quota_slots(db.dialect))
+    ]
+    try:
+        await db.count_many(_ADD_SLOT, slots)
+    except IntegrityViolation:  # SQLite: gone since it was read (the read took no lock)
+        return None
+    await db.execute(_LOCK_SLOTS, {"in_scope": scope})
+    count = await count_in_scope(db, caller_id=caller_id, project_id=project_id, quota=quota)
+    if count < quota:
+        left = quota - count - 1  # one for the caller's write
+        params = {"in_scope": scope, "share": left // len(slots), "extra": left % len(slots)}
+        await db.execute(_SHARE_ROOM, params)
+    return count
 
 
 async def count_in_scope(

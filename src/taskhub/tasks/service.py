@@ -1,6 +1,6 @@
 """Task rules: who may do what with a task (its owner, or its project's roles), creation
 (idempotent with a key), whole-PATCH updates with completion tracking, moves between projects,
-conditional writes (If-Match), quotas and keyset pages of everything the caller can see.
+conditional writes (If-Match), exact quotas and keyset pages of everything the caller can see.
 
 The happy path of a write is one statement whose WHERE clause holds every rule; only when it
 writes nothing do the rules get read back one by one, to say why (404, 403, 412, 422 or 409).
@@ -9,10 +9,11 @@ writes nothing do the rules get read back one by one, to say why (404, 403, 412,
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -112,81 +113,75 @@ def _new_task(caller_id: uuid.UUID, data: TaskCreate) -> dict[str, Any]:
     }
 
 
-class QuotaHeadroom:
-    """How many tasks a scope (a user's personal tasks, a project) may still take in this
-    process before its tasks are counted again.
-
-    Counting costs the database about 1 ms per 10,000 tasks of the scope; counted on every
-    create, it made creates database-bound (docs/benchmarks.md, run 7). After a count this
-    process takes a hundredth of the room left without counting, and none within NEAR of the
-    limit: up to 100 processes together cannot pass the limit that way. Creates racing a count
-    can still overshoot by the number in flight (ADR 0014).
-    """
-
-    SHARE = 100
-    NEAR = 1_000
-
-    def __init__(self, max_scopes: int = 10_000) -> None:
-        self._left: OrderedDict[uuid.UUID, int] = OrderedDict()
-        self._max_scopes = max_scopes
-
-    def take(self, scope: uuid.UUID) -> bool:
-        """One create without a count, if the scope's room allows it."""
-        left = self._left.get(scope, 0)
-        if left <= 0:
-            return False
-        self._left[scope] = left - 1
-        self._left.move_to_end(scope)
-        return True
-
-    def counted(self, scope: uuid.UUID, *, count: int, quota: int) -> None:
-        room = quota - count
-        self._left[scope] = room // self.SHARE if room > self.NEAR else 0
-        self._left.move_to_end(scope)
-        while len(self._left) > self._max_scopes:
-            self._left.popitem(last=False)
+def _transaction(db: Queries) -> AbstractAsyncContextManager[Queries]:
+    """A transaction on `db`, or `db` itself when it already is one (a keyed create's)."""
+    return db.transaction() if isinstance(db, Database) else nullcontext(db)
 
 
-_HEADROOM = QuotaHeadroom()
+def _one_write(db: Queries) -> AbstractAsyncContextManager[Queries]:
+    """Where a create's room and row are written together: one statement on PostgreSQL, two in
+    one transaction on SQLite (no data-modifying CTE there; its writers queue anyway)."""
+    return nullcontext(db) if db.dialect == "postgresql" else _transaction(db)
+
+
+class _CountFirst(Exception):
+    """A write found no room in its slot inside a transaction, which may now hold that slot (a
+    refused UPDATE keeps the row it rechecked locked): it starts over, counting first, so that
+    every transaction locking a scope's slots takes them all in order, holding none before."""
 
 
 async def create_task(
-    db: Queries, *, settings: Settings, caller_id: uuid.UUID, data: TaskCreate
+    db: Queries,
+    *,
+    settings: Settings,
+    caller_id: uuid.UUID,
+    data: TaskCreate,
+    count_first: bool = False,
 ) -> TaskRecord:
-    """One INSERT ... SELECT ... RETURNING in autocommit: the create is atomic without a
-    transaction, and writes nothing unless the caller may and the assignee is a member. The
-    scope's quota is counted first when this process's headroom for it is spent."""
+    """One INSERT ... SELECT ... RETURNING in autocommit, which also takes a unit of the scope's
+    room: the create is atomic without a transaction, and writes nothing unless the caller may,
+    the assignee is a member and there is room. Refused, the rights are read back first (404,
+    403, 422); then the scope is counted exactly, in the transaction that creates (409 at the
+    quota)."""
     if data.project_id is None and data.assignee_id not in (None, caller_id):
         raise ValidationFailed(loc=["body", "assignee_id"], msg=NOT_YOURS)
-    scope = data.project_id or caller_id
-    if not _HEADROOM.take(scope):
-        quota = _quota(settings, data.project_id)
-        count = await task_repository.count_in_scope(
-            db, caller_id=caller_id, project_id=data.project_id, quota=quota
-        )
-        if count >= quota:  # said only once the caller is known to see the project
-            raise await _why_not_created(db, settings=settings, caller_id=caller_id, data=data)
-        _HEADROOM.counted(scope, count=count, quota=quota)
     values = _new_task(caller_id, data)
-    task = await task_repository.insert_task(db, caller_id=caller_id, values=values)
-    if task is None:
-        raise await _why_not_created(db, settings=settings, caller_id=caller_id, data=data)
-    return task
-
-
-async def _why_not_created(
-    db: Queries, *, settings: Settings, caller_id: uuid.UUID, data: TaskCreate
-) -> Exception:
+    if not count_first:
+        async with _one_write(db) as writer:
+            task = await task_repository.insert_task(
+                writer, caller_id=caller_id, values=values, take_room=True
+            )
+        if task is not None:
+            return task
+    # The quota is said only once the caller is known to see the project and may write in it.
     if data.project_id is not None:
         await _require_in_project(db, caller_id=caller_id, project_id=data.project_id)
         if data.assignee_id is not None:
             await _require_member(db, project_id=data.project_id, user_id=data.assignee_id)
-    count = await task_repository.count_in_scope(
-        db, caller_id=caller_id, project_id=data.project_id, quota=_quota(settings, data.project_id)
+    if not count_first and not isinstance(db, Database):
+        raise _CountFirst
+    async with _transaction(db) as tx:
+        await _recount_room(tx, settings=settings, caller_id=caller_id, project_id=data.project_id)
+        task = await task_repository.insert_task(
+            tx, caller_id=caller_id, values=values, take_room=False
+        )
+        if task is None:  # the rights changed since they were read: nothing is kept
+            raise Conflict("The project changed meanwhile; retry")
+    return task
+
+
+async def _recount_room(
+    tx: Queries, *, settings: Settings, caller_id: uuid.UUID, project_id: uuid.UUID | None
+) -> None:
+    """A unit of room in the scope, its tasks counted exactly (in `tx`); 409 at the quota."""
+    quota = _quota(settings, project_id)
+    count = await task_repository.recount_room(
+        tx, caller_id=caller_id, project_id=project_id, quota=quota
     )
-    if count >= _quota(settings, data.project_id):
-        return _quota_reached(settings, data.project_id, count)
-    return Conflict("The project changed meanwhile; retry")
+    if count is None:
+        raise Conflict("The project changed meanwhile; retry")
+    if count >= quota:
+        raise _quota_reached(settings, project_id, count)
 
 
 async def _require_in_project(db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID) -> None:
@@ -270,7 +265,8 @@ async def update_task(
         return current
     values: dict[str, Any] = {name: getattr(changes, name) for name in sent}
     if sent & _MEMBERSHIP_FIELDS:
-        return await _move_or_assign(
+        move = partial(
+            _move_or_assign,
             db,
             settings=settings,
             caller_id=caller_id,
@@ -279,6 +275,10 @@ async def update_task(
             values=values,
             expected=expected,
         )
+        try:
+            return await move(count_first=False)
+        except _CountFirst:
+            return await move(count_first=True)
     return await _write(
         db,
         caller_id=caller_id,
@@ -319,6 +319,7 @@ async def _move_or_assign(
     changes: TaskUpdate,
     values: dict[str, Any],
     expected: int | None,
+    count_first: bool,
 ) -> TaskRecord:
     """A PATCH that moves the task or names an assignee: the memberships it relies on are read
     in the transaction that writes, with the task's row locked.
@@ -341,11 +342,11 @@ async def _move_or_assign(
         if moved:
             if target is not None:
                 await _require_in_project(tx, caller_id=caller_id, project_id=target)
-            count = await task_repository.count_in_scope(
-                tx, caller_id=caller_id, project_id=target, quota=_quota(settings, target)
-            )
-            if count >= _quota(settings, target):
-                raise _quota_reached(settings, target, count)
+            # Room in the target, exactly: taken from a slot, or counted when the slot is empty.
+            if count_first:
+                await _recount_room(tx, settings=settings, caller_id=caller_id, project_id=target)
+            elif not await task_repository.take_room(tx, caller_id=caller_id, project_id=target):
+                raise _CountFirst
             values["owner_id"] = caller_id if target is None else None
             if target is None:
                 values["creator_id"] = caller_id
@@ -468,6 +469,31 @@ async def create_task_once(
     gone since; the same key with another body is 422. The claim, the task and the recorded
     response commit together, before the 201 is sent.
     """
+    once = partial(
+        _create_once,
+        db,
+        settings=settings,
+        owner_id=owner_id,
+        key=key,
+        request_hash=request_hash,
+        data=data,
+    )
+    try:
+        return await once(count_first=False)
+    except _CountFirst:  # rolled back, the claim included: start over, counting first
+        return await once(count_first=True)
+
+
+async def _create_once(
+    db: Database,
+    *,
+    settings: Settings,
+    owner_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    data: TaskCreate,
+    count_first: bool,
+) -> CreatedTask:
     now = utcnow()
     async with db.transaction() as tx:
         found = await task_repository.find_response(tx, user_id=owner_id, key=key, now=now)
@@ -481,7 +507,13 @@ async def create_task_once(
                 expires_at=now + IDEMPOTENCY_WINDOW,
             )
             if claimed:
-                task = await create_task(tx, settings=settings, caller_id=owner_id, data=data)
+                task = await create_task(
+                    tx,
+                    settings=settings,
+                    caller_id=owner_id,
+                    data=data,
+                    count_first=count_first,
+                )
                 body = render_task(task)
                 await task_repository.record_response(
                     tx,
