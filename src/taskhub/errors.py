@@ -16,10 +16,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from taskhub.db.runner import IntegrityViolation
+
 PROBLEM_JSON = "application/problem+json"
 KNOWN_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 logger = logging.getLogger(__name__)
+CONCURRENT_CHANGE = "A concurrent change refused this write; nothing was stored, retry"
 
 
 class TaskHubError(Exception):
@@ -187,6 +190,13 @@ async def _statement_cancelled(_request: Request, exc: Exception) -> JSONRespons
     return problem_response(503, ServiceUnavailable.detail, headers={"Retry-After": "5"})
 
 
+async def _constraint_refused(_request: Request, exc: Exception) -> JSONResponse:
+    # A constraint refused a write because a concurrent request changed what it relied on (the
+    # caller's account deleted meanwhile, say): nothing was stored, and the client may retry.
+    logger.info("write refused by a constraint: %s", type(exc).__name__)
+    return problem_response(409, CONCURRENT_CHANGE)
+
+
 def _is_connection_problem(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
@@ -195,6 +205,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TaskHubError, _taskhub_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IntegrityViolation, _constraint_refused)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_unavailable)
     # The hot-path statements (taskhub.db.runner) reach psycopg and its pool directly.
