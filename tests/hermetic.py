@@ -14,12 +14,9 @@ from __future__ import annotations
 import os
 
 from taskhub.config import Settings
-from taskhub.security.passwords import HASHING_SLOTS_ENV
 
-# Derived, not listed: a setting added to Settings is scrubbed the day it is added. With them, the
-# one variable the server hands its own workers (the hashing slots' directory): left over in a
-# shell, it would make the suite hash in somebody else's slots.
-APP_VARIABLES = frozenset(Settings.model_fields) | {HASHING_SLOTS_ENV}
+# Derived, not listed: a setting added to Settings is scrubbed the day it is added.
+APP_VARIABLES = frozenset(Settings.model_fields)
 # What the harness itself sets in this process, in place of whatever the caller had.
 HARNESS_SETTINGS = {"ENVIRONMENT": "test"}
 

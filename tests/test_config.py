@@ -235,6 +235,11 @@ class TestDefaults:
 
         assert settings(**{**values, "ENVIRONMENT": environment}).log_format == log_format
 
+    @pytest.mark.parametrize("wait", ["0", "-1", "61", "soon"])
+    def test_a_hash_queue_wait_out_of_bounds_is_refused(self, wait: str) -> None:
+        with pytest.raises(ValidationError, match="HASH_QUEUE_WAIT"):
+            settings(JWT_SECRET=GOOD_SECRET, HASH_QUEUE_WAIT=wait)
+
     def test_log_format_can_be_set(self) -> None:
         assert settings(JWT_SECRET=GOOD_SECRET, LOG_FORMAT="json").log_format == "json"
 
@@ -255,7 +260,8 @@ class TestDefaults:
         assert configured.TRUSTED_PROXIES == ""
         assert configured.MAX_BODY_BYTES == 65_536
         assert configured.REQUEST_READ_TIMEOUT == 10
-        assert configured.HASH_QUEUE_LIMIT is None  # 4 x the hashing threads
+        assert configured.HASH_QUEUE_LIMIT is None  # what starts within HASH_QUEUE_WAIT
+        assert configured.HASH_QUEUE_WAIT == 1
         assert configured.CORS_ORIGINS == ""
         assert configured.DOCS_ENABLED is True
         assert (configured.REMINDER_LEAD_TIME, configured.REMINDER_SCAN_INTERVAL) == (3600, 60)

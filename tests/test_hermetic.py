@@ -27,7 +27,6 @@ HOSTILE = {
     "CORS_ORIGINS": "https://evil.example",
     "TRUSTED_PROXIES": "0.0.0.0/0",
     "DOCS_ENABLED": "false",
-    "TASKHUB_HASHING_SLOTS": "/proc/taskhub-hashing",  # a directory nobody can make
 }
 # What `make_settings` gives the in-process app; every other setting keeps its default.
 GIVEN_BY_MAKE_SETTINGS = frozenset({"ENVIRONMENT", "DATABASE_URL", "JWT_SECRET", "LOG_FORMAT"})

@@ -79,7 +79,6 @@ def serve(settings: Settings) -> int:
 
     from taskhub.http.protocol import PROTOCOL_PATH
     from taskhub.logs import configure_logging
-    from taskhub.security.passwords import HASHING_SLOTS_ENV, shared_slots_directory
 
     # uvicorn re-raises the signal it drained for once it is done; the default action would turn
     # a clean stop into exit status -15 (143 in a container), which reads as a crash.
@@ -91,9 +90,6 @@ def serve(settings: Settings) -> int:
         name="announce",
         daemon=True,
     ).start()
-    # Every worker hashes in the same cores - 1 slots (ADR 0004): a worker that got all the
-    # logins hashes as fast as the machine allows, and all of them together no faster.
-    os.environ[HASHING_SLOTS_ENV] = shared_slots_directory()
     uvicorn.run(
         "taskhub.main:create_app",
         factory=True,

@@ -85,8 +85,10 @@ class Settings(BaseSettings):
     REQUEST_QUEUE_TIMEOUT: float = Field(default=5.0, gt=0, le=120)
     # Seconds for a request's headers and body to arrive, from its first byte (ADR 0013).
     REQUEST_READ_TIMEOUT: float = Field(default=10.0, gt=0, le=300)
-    # Password hashes that may wait for a hashing thread; past it, 503. Unset: 4 x the threads.
+    # Password hashes that may wait for a hashing thread; past it, 503. Unset: as many as the
+    # hashing threads start within HASH_QUEUE_WAIT seconds at the configured cost (ADR 0004).
     HASH_QUEUE_LIMIT: int | None = Field(default=None, ge=0, le=10_000)
+    HASH_QUEUE_WAIT: float = Field(default=1.0, gt=0, le=60)
     METRICS_ENABLED: bool = True
     # 0: /metrics on the main app. Otherwise a separate listener on HOST:METRICS_PORT only.
     METRICS_PORT: int = Field(default=0, ge=0, le=65_535)

@@ -87,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings)
     database = create_database(settings)
+    # Before serving: sizing the hash queue's default may time one hash (ADR 0004).
+    passwords.size_hash_queue(rounds=settings.bcrypt_rounds, wait=settings.HASH_QUEUE_WAIT)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

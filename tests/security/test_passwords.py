@@ -1,17 +1,15 @@
 """bcrypt hashing: 72-byte limit enforced (never truncated), failures are False, not exceptions;
-a bounded queue for the hashing threads."""
+a bounded queue for the hashing threads, sized as a wait budget; no file touched."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -23,19 +21,17 @@ from taskhub.security import passwords
 from taskhub.security.common_passwords import COMMON_PASSWORD_COUNT, is_common_password
 from taskhub.security.passwords import (
     BCRYPT_MAX_BYTES,
-    HASHING_SLOTS_ENV,
-    LOADED_SHARE,
-    LOOP_BUSY,
-    LOOP_IDLE,
-    MAX_REST_SECONDS,
-    CpuShare,
+    MAX_DEFAULT_QUEUE,
     HashingBusy,
-    HashingSlot,
+    default_queue_limit,
     fits_bcrypt,
     hash_password,
+    hashing_full,
+    size_hash_queue,
     verify_against_dummy,
     verify_password,
 )
+from tests.hermetic import process_env
 
 ROUNDS = 4
 
@@ -153,8 +149,7 @@ class TestCommonPasswords:
 
 class TestHashingThreads:
     async def test_hashing_runs_at_the_event_loops_priority(self) -> None:
-        """Not nicer: a flood of reads on every core must not starve it (its share of the CPU
-        is kept by CpuShare instead)."""
+        """Not nicer: a flood of reads on every core must not starve it."""
         loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
         hashing_niceness = await passwords._in_hashing_thread(
@@ -164,41 +159,53 @@ class TestHashingThreads:
         assert hashing_niceness == loop_niceness
 
     async def test_logins_queue_on_cores_minus_one_threads(self) -> None:
-        running = 0
-        most = 0
-        guard = threading.Lock()
+        threads = max(1, (os.cpu_count() or 2) - 1)
+        started = threading.Semaphore(0)
+        release = threading.Event()
+        ran_on: set[int] = set()
 
-        def busy() -> None:
-            nonlocal running, most
-            with guard:
-                running += 1
-                most = max(most, running)
-            time.sleep(0.02)
-            with guard:
-                running -= 1
+        def held() -> None:
+            ran_on.add(threading.get_ident())
+            started.release()
+            release.wait(WAIT_SECONDS)
 
-        await asyncio.gather(*(passwords._in_hashing_thread(busy, queue_limit=8) for _ in range(8)))
+        pool = passwords._hashing_pool()
+        futures = [pool.submit(8, held) for _ in range(8)]
+        try:
+            # Every thread the pool has is now busy: the rest wait, so none runs on a new thread.
+            for _ in range(threads):
+                assert started.acquire(timeout=WAIT_SECONDS)
+        finally:
+            release.set()
+            for future in futures:
+                future.result(timeout=WAIT_SECONDS)
 
-        assert most == max(1, (os.cpu_count() or 2) - 1)
+        assert len(ran_on) == threads
+
+
+# Bounded waits, so that a broken bound fails the test rather than hanging it.
+WAIT_SECONDS = 10.0
 
 
 class Blockers:
-    """Hashing-pool jobs that hold their place until released (at most 10 s, so a broken
-    bound fails the test rather than hanging it)."""
+    """Hashing-pool jobs that hold their place until released (at most WAIT_SECONDS)."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
-        self.futures: list[Future[None]] = []
+        self.futures: list[Future[bool]] = []
 
     def submit(self, count: int, queue_limit: int | None = None) -> None:
         pool = passwords._hashing_pool()
         for _ in range(count):
-            self.futures.append(pool.submit(queue_limit, self.release.wait, 10))
+            self.futures.append(pool.submit(queue_limit, self.release.wait, WAIT_SECONDS))
+
+    def still_held(self) -> bool:
+        return not self.release.is_set() and not any(future.done() for future in self.futures)
 
     def finish(self) -> None:
         self.release.set()
         for future in self.futures:
-            future.result(timeout=10)
+            future.result(timeout=WAIT_SECONDS)
 
 
 @pytest.fixture
@@ -210,27 +217,25 @@ def blockers() -> Iterator[Blockers]:
         held.finish()
 
 
+@pytest.fixture
+def sized_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test sizes the default queue to, the process's own size comes back after."""
+    pool = passwords._hashing_pool()
+    monkeypatch.setattr(pool, "default_limit", pool.default_limit)
+
+
 class TestHashingQueue:
     THREADS = max(1, (os.cpu_count() or 2) - 1)
 
     async def test_past_the_limit_a_hash_is_refused_at_once(self, blockers: Blockers) -> None:
         blockers.submit(self.THREADS + 2, queue_limit=2)  # every thread busy, 2 waiting
 
-        began = time.monotonic()
         with pytest.raises(HashingBusy) as refused:
             await hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=2)
 
-        assert time.monotonic() - began < 1
+        assert blockers.still_held()  # refused without waiting for a thread
         assert refused.value.status == 503
         assert refused.value.headers == {"Retry-After": "1"}
-
-    async def test_the_default_limit_is_four_waiting_hashes_per_thread(
-        self, blockers: Blockers
-    ) -> None:
-        blockers.submit(self.THREADS + 4 * self.THREADS)
-
-        with pytest.raises(HashingBusy):
-            await verify_password("plum-kettle-orbit-42", "$2b$04$" + "x" * 53, queue_limit=None)
 
     async def test_places_free_up_as_hashes_finish(self, blockers: Blockers) -> None:
         blockers.submit(self.THREADS + 1, queue_limit=1)
@@ -247,7 +252,7 @@ class TestHashingQueue:
         waiter = asyncio.create_task(
             hash_password("plum-kettle-orbit-42", rounds=ROUNDS, queue_limit=1)
         )
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # the task runs up to its wait: its hash is submitted
         assert passwords._hashing_pool().waiting == 1
 
         waiter.cancel()
@@ -257,163 +262,94 @@ class TestHashingQueue:
         assert passwords._hashing_pool().waiting == 0
 
 
-class TestCpuShare:
-    """Hashing's share of the CPU: what a hashing slot may use, its rest between hashes, and the
-    slots the worker processes share (ADR 0004). Arithmetic and locks only: the shares
-    themselves are measured by `make bench`."""
+class TestTheDefaultQueueIsAWaitBudget:
+    """Unset HASH_QUEUE_LIMIT: as many hashes wait as the threads start within HASH_QUEUE_WAIT
+    at the configured cost (the contract, amended 2026-12-07). Durations are given, not timed."""
 
-    def test_an_idle_event_loop_leaves_a_slot_a_whole_core_without_rest(self) -> None:
-        assert CpuShare.per_slot(loop_busy=0.0) == 1.0
-        assert CpuShare.rest(cpu=0.25, wall=0.25, loop_busy=0.0) == 0.0
+    THREADS = max(1, (os.cpu_count() or 2) - 1)
 
-    def test_a_busy_event_loop_leaves_hashing_its_loaded_share(self) -> None:
-        assert CpuShare.per_slot(loop_busy=1.0) == pytest.approx(LOADED_SHARE)
-        # A hash that got most of a core while it ran waits until it has used no more than that.
-        assert CpuShare.rest(cpu=0.25, wall=0.3, loop_busy=1.0) == pytest.approx(
-            0.25 / LOADED_SHARE - 0.3
+    def test_a_quarter_second_hash_lets_four_wait_per_thread_in_a_second(self) -> None:
+        assert default_queue_limit(threads=1, wait=1.0, hash_seconds=0.25) == 4
+        assert default_queue_limit(threads=3, wait=1.0, hash_seconds=0.25) == 12
+        assert default_queue_limit(threads=1, wait=2.0, hash_seconds=0.3) == 7  # started by 2.1 s
+
+    def test_a_millisecond_hash_gives_a_long_queue_but_a_bounded_one(self) -> None:
+        assert default_queue_limit(threads=1, wait=0.1, hash_seconds=0.001) == 100
+        assert default_queue_limit(threads=1, wait=1.0, hash_seconds=0.001) == MAX_DEFAULT_QUEUE
+        assert default_queue_limit(threads=7, wait=60.0, hash_seconds=0.0) == MAX_DEFAULT_QUEUE
+
+    def test_a_hash_slower_than_the_wait_still_lets_one_wait_per_thread(self) -> None:
+        assert default_queue_limit(threads=1, wait=1.0, hash_seconds=5.0) == 1
+        assert default_queue_limit(threads=3, wait=1.0, hash_seconds=5.0) == 3
+
+    @pytest.mark.usefixtures("sized_queue")
+    async def test_the_sized_queue_refuses_past_its_budget(self, blockers: Blockers) -> None:
+        timed: list[int] = []
+
+        def quarter_second(rounds: int) -> float:
+            timed.append(rounds)
+            return 0.25
+
+        limit = size_hash_queue(rounds=12, wait=1.0, hash_seconds=quarter_second)
+
+        assert timed == [12]  # the configured cost is the one timed
+        assert limit == 4 * self.THREADS
+        blockers.submit(self.THREADS + limit - 1)
+        assert not hashing_full(queue_limit=None)
+        blockers.submit(1)
+        assert hashing_full(queue_limit=None)
+        with pytest.raises(HashingBusy):
+            await verify_password("plum-kettle-orbit-42", "$2b$04$" + "x" * 53, queue_limit=None)
+        assert not hashing_full(queue_limit=limit + 1)  # HASH_QUEUE_LIMIT, when set, wins
+
+    @pytest.mark.usefixtures("sized_queue")
+    def test_the_size_comes_from_one_timed_hash_at_the_configured_cost(self) -> None:
+        limit = size_hash_queue(rounds=ROUNDS, wait=1.0)
+
+        assert limit == default_queue_limit(
+            threads=self.THREADS,
+            wait=1.0,
+            hash_seconds=passwords.measured_hash_seconds(ROUNDS),
         )
-
-    def test_the_share_moves_linearly_between_an_idle_and_a_busy_loop(self) -> None:
-        middle = (LOOP_IDLE + LOOP_BUSY) / 2
-
-        assert CpuShare.per_slot(LOOP_IDLE) == 1.0
-        assert CpuShare.per_slot(middle) == pytest.approx((1 + LOADED_SHARE) / 2)
-        assert CpuShare.per_slot(LOOP_BUSY) == pytest.approx(LOADED_SHARE)
-
-    def test_a_rest_is_bounded(self) -> None:
-        assert CpuShare.rest(cpu=10.0, wall=0.1, loop_busy=1.0) == MAX_REST_SECONDS
-
-    def test_a_slot_over_its_share_rests_before_its_next_hash(self, tmp_path: Path) -> None:
-        slot = HashingSlot(str(tmp_path / "slot-0"))
-        share = CpuShare([slot])
-        busy = itertools.count()  # the event loop counts as busy across the hash
-        share._loop_cpu = lambda: next(busy) * 10
-
-        assert share.run(passwords._hash_sync, "plum-kettle-orbit-42", 10)  # ~60 ms of CPU
-
-        with slot.held() as turn:
-            assert turn.next_start > time.monotonic()
-
-    def test_a_slot_rests_whichever_process_hashed_last(self, tmp_path: Path) -> None:
-        slot = HashingSlot(str(tmp_path / "slot-0"))
-        with slot.held() as turn:  # as another worker would leave it
-            turn.next_start = time.monotonic() + 0.3
-
-        began = time.monotonic()
-        CpuShare([slot]).run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
-
-        assert time.monotonic() - began >= 0.3
-
-    def test_worker_processes_share_the_hashing_slots(self, tmp_path: Path) -> None:
-        """A hash waits while another process holds the slot: two workers on two cores hash on
-        one core between them, not one each."""
-        slot_path = tmp_path / "slot-0"
-        with subprocess.Popen(  # noqa: S603 - our own interpreter and a constant script
-            [sys.executable, "-c", HOLD_SLOT, str(slot_path)], stdout=subprocess.PIPE, text=True
-        ) as holder:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "held"
-            began = time.monotonic()
-            CpuShare([HashingSlot(str(slot_path))]).run(
-                passwords._hash_sync, "plum-kettle-orbit-42", 4
-            )
-            waited = time.monotonic() - began
-
-        assert waited >= 0.4
-
-    def test_a_slots_directory_a_tmp_cleaner_removed_is_made_again(self, tmp_path: Path) -> None:
-        directory = tmp_path / "slots"
-
-        slot = HashingSlot(str(directory / "slot-0"))
-
-        assert CpuShare([slot]).run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
-        assert (directory / "slot-0").exists()
-
-    def test_threads_sharing_a_slot_take_turns(self, tmp_path: Path) -> None:
-        slot = HashingSlot(str(tmp_path / "slot-0"))
-        finished = threading.Event()
-
-        def hash_beside() -> None:
-            CpuShare([slot]).run(passwords._hash_sync, "plum-kettle-orbit-42", 4)
-            finished.set()
-
-        with slot.held():
-            beside = threading.Thread(target=hash_beside)
-            beside.start()
-            assert not finished.wait(timeout=0.3)
-        beside.join(timeout=10)
-
-        assert finished.is_set()
-
-    def test_a_failed_hash_still_leaves_its_slot_resting(self, tmp_path: Path) -> None:
-        slot = HashingSlot(str(tmp_path / "slot-0"))
-        share = CpuShare([slot])
-        busy = itertools.count()
-        share._loop_cpu = lambda: next(busy) * 10
-
-        def burn_then_fail() -> None:
-            passwords._hash_sync("plum-kettle-orbit-42", 10)
-            raise ValueError("after the work")
-
-        with pytest.raises(ValueError, match="after the work"):
-            share.run(burn_then_fail)
-
-        with slot.held() as turn:
-            assert turn.next_start > time.monotonic()
-
-    def test_the_nth_hashing_thread_of_a_process_takes_the_nth_slot(self, tmp_path: Path) -> None:
-        slots = [HashingSlot(str(tmp_path / f"slot-{n}")) for n in range(2)]
-        share = CpuShare(slots)
-        taken: list[HashingSlot] = []
-
-        def take() -> None:
-            taken.append(share._slot())
-
-        for _ in range(2):
-            thread = threading.Thread(target=take)
-            thread.start()
-            thread.join()
-
-        assert taken == slots
-
-    def test_the_server_gives_its_workers_one_slots_directory(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.setenv(HASHING_SLOTS_ENV, str(tmp_path))
-
-        slots = passwords.hashing_slots(2)
-
-        assert [slot.path for slot in slots] == [str(tmp_path / "slot-0"), str(tmp_path / "slot-1")]
-
-    def test_a_process_on_its_own_keeps_private_slots_that_leave_nothing_behind(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.delenv(HASHING_SLOTS_ENV, raising=False)
-
-        first, second = passwords.hashing_slots(1), passwords.hashing_slots(1)
-
-        assert first[0].path != second[0].path
-        assert not os.path.exists(os.path.dirname(first[0].path))
-        with first[0].held() as turn:  # the open file still works
-            turn.next_start = 1.0
-        with first[0].held() as turn:
-            assert turn.next_start == 1.0
-
-    def test_the_server_removes_its_slots_directory_when_it_exits(self) -> None:
-        script = "from taskhub.security import passwords; print(passwords.shared_slots_directory())"
-        finished = subprocess.run(  # noqa: S603 - our own interpreter and a constant script
-            [sys.executable, "-c", script], capture_output=True, text=True, check=True
-        )
-
-        assert finished.stdout.strip().startswith(os.path.join(tempfile.gettempdir(), "taskhub-"))
-        assert not os.path.exists(finished.stdout.strip())
+        assert passwords.measured_hash_seconds(ROUNDS) > 0
 
 
-# Holds the slot file named by argv[1] for half a second, saying "held" once it has it.
-HOLD_SLOT = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-time.sleep(0.5)
+# Hashes, sizes the queue and checks a password in a fresh process, reporting every file, lock
+# and directory operation made meanwhile (Python's audit events): the pool, its threads and the
+# queue's sizing all made there.
+NOTHING_ON_DISK = """
+import asyncio, json, sys
+from taskhub.security import passwords
+touched = []
+WATCHED = {
+    "open", "os.mkdir", "os.rmdir", "os.remove", "os.rename", "os.symlink", "os.link",
+    "os.chmod", "os.chown", "os.truncate", "fcntl.flock", "fcntl.lockf", "fcntl.fcntl",
+    "tempfile.mkdtemp", "tempfile.mkstemp",
+}
+sys.addaudithook(lambda event, args: touched.append([event, repr(args)]) if event in WATCHED else None)
+passwords.size_hash_queue(rounds=4, wait=1.0)
+async def main():
+    digest = await passwords.hash_password("plum-kettle-orbit-42", rounds=4, queue_limit=None)
+    assert await passwords.verify_password("plum-kettle-orbit-42", digest, queue_limit=None)
+    await passwords.verify_against_dummy("plum-kettle-orbit-42", rounds=4, queue_limit=None)
+asyncio.run(main())
+print(json.dumps(touched))
 """
+
+
+def test_hashing_creates_or_opens_no_file_so_no_other_user_can_affect_it(tmp_path: Path) -> None:
+    """Nothing in $TMPDIR or anywhere else: no file another local user could plant, link or
+    lock (the shared slot files were all three), so no attack on it needs a test of its own."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    finished = subprocess.run(  # noqa: S603 - our own interpreter and a constant script
+        [sys.executable, "-c", NOTHING_ON_DISK],
+        env=process_env() | {"TMPDIR": str(tmp)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+    assert json.loads(finished.stdout) == []
+    assert list(tmp.iterdir()) == []

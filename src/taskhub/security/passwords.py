@@ -1,22 +1,16 @@
-"""bcrypt hashing, run on its own threads behind a bounded queue, with a share of the CPU: a burst
-of logins can neither stall the event loop nor pile up, and a flood of reads cannot starve it."""
+"""bcrypt hashing, run on the process's own threads behind a bounded queue: a burst of logins can
+neither stall the event loop nor pile up. Nothing here touches a file, so nothing another user of
+the machine does can affect it."""
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import fcntl
-import itertools
+import math
 import os
-import shutil
-import struct
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
@@ -30,26 +24,13 @@ _CORES = os.cpu_count() or 2
 # bcrypt is CPU-bound and releases the GIL; leaving one core free keeps reads flowing
 # while logins queue (see docs/adr/0004-password-hashing.md).
 _HASHING_THREADS = max(1, _CORES - 1)
-# HASH_QUEUE_LIMIT's default: hashes that may wait for a thread, per hashing thread. At bcrypt
-# 12 (~0.25 s a hash) the last of them starts within about a second.
-QUEUE_PER_THREAD = 4
-# Hashing's share of the CPU (ADR 0004). The machine has cores - 1 hashing slots, shared by every
-# worker process of the server (HASHING_SLOTS_ENV): a hash holds a slot, and a slot hashes on at
-# most one core's worth of CPU time, whichever worker's logins it serves. While the event loop of
-# the process hashing is busy serving, the slot keeps a loaded share of its core and serving gets
-# the rest. The hashing threads run at the process's own priority, so that share is theirs even
-# when reads saturate every core (10 steps nicer, they got a few % of a core there and logins
-# timed out), and rest between hashes to keep to it.
-LOADED_SHARE = 0.6
-# The event loop's use of a core, measured across a hash, below which it counts as idle and
-# above which as busy (the share moves linearly in between).
-LOOP_IDLE, LOOP_BUSY = 0.25, 0.75
-# A rest never exceeds this, whatever the clocks said.
-MAX_REST_SECONDS = 5.0
-# The directory of the slot files, set by `python -m taskhub serve` for its worker processes
-# (__main__.py); a process started any other way keeps private slots.
-HASHING_SLOTS_ENV = "TASKHUB_HASHING_SLOTS"
-_NEXT_START = struct.Struct("d")
+# HASH_QUEUE_WAIT's default, for a process that never sized its queue (create_app does).
+DEFAULT_QUEUE_WAIT = 1.0
+# What a hash counts for until one is measured: bcrypt 12 on a current core.
+UNMEASURED_HASH_SECONDS = 0.25
+# The default queue's bound, however fast a hash measured (bcrypt 4 takes about a millisecond):
+# each waiting hash is a request held open.
+MAX_DEFAULT_QUEUE = 512
 
 T = TypeVar("T")
 
@@ -63,142 +44,32 @@ class HashingBusy(ServiceUnavailable):
         super().__init__(headers={"Retry-After": "1"})
 
 
-def _loop_cpu_clock() -> Callable[[], float]:
-    """The CPU time of the main thread, where the server runs its event loop (0 where the
-    platform cannot tell: the loop then counts as idle)."""
-    try:
-        clock = time.pthread_getcpuclockid(threading.main_thread().ident or 0)
-        time.clock_gettime(clock)
-    except (AttributeError, OSError):
-        return lambda: 0.0
-    return lambda: time.clock_gettime(clock)
+def default_queue_limit(*, threads: int, wait: float, hash_seconds: float) -> int:
+    """HASH_QUEUE_LIMIT's default, a wait budget: as many hashes may wait as `threads` start
+    within `wait` seconds when each takes `hash_seconds` (at least one per thread, at most
+    MAX_DEFAULT_QUEUE)."""
+    per_thread = math.ceil(wait / max(hash_seconds, 1e-6))
+    return max(threads, min(MAX_DEFAULT_QUEUE, threads * per_thread))
 
 
-@dataclass
-class SlotTurn:
-    """A turn at a slot: when it may start a hash, on the machine-wide monotonic clock."""
-
-    next_start: float
-
-
-class HashingSlot:
-    """One of the machine's hashing slots: a file whose lock a hash holds while it runs, and
-    which records, on the machine-wide monotonic clock, when the slot may start its next hash.
-    Worker processes share it through the file, each opening it once; a process that dies lets
-    go of the lock."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fd = _open_slot_file(path)
-        # flock excludes other open files, not the threads that share this one.
-        self._threads = threading.Lock()
-
-    @contextmanager
-    def held(self) -> Iterator[SlotTurn]:
-        """The slot's lock, held until the block ends; the turn it yields says when the slot may
-        start a hash, and the block moves that on for the next turn."""
-        with self._threads:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                recorded = os.pread(self._fd, _NEXT_START.size, 0)
-                turn = SlotTurn(
-                    _NEXT_START.unpack(recorded)[0] if len(recorded) == _NEXT_START.size else 0.0
-                )
-                try:
-                    yield turn
-                finally:
-                    os.pwrite(self._fd, _NEXT_START.pack(turn.next_start), 0)
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
-def _open_slot_file(path: str) -> int:
-    """The slot file, opened for the life of the process; its directory made again if a /tmp
-    cleaner removed it (every worker makes it at the same path, so they still share it)."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-
-class CpuShare:
-    """How much CPU a hashing slot may use, and the rest that keeps it so.
-
-    bcrypt cannot be paused halfway, so a slot keeps to its share on average: after a hash that
-    used `cpu` seconds of CPU over `wall` seconds, it starts no new one for cpu / share - wall
-    seconds. The answer to a hash is never delayed, only the next hash.
-    """
-
-    def __init__(self, slots: list[HashingSlot]) -> None:
-        self.slots = slots
-        self._loop_cpu = _loop_cpu_clock()
-        self._numbering = itertools.count()
-        self._thread = threading.local()
-
-    @staticmethod
-    def per_slot(loop_busy: float) -> float:
-        """Cores a slot may use on average while the event loop uses `loop_busy` of one."""
-        load = min(1.0, max(0.0, (loop_busy - LOOP_IDLE) / (LOOP_BUSY - LOOP_IDLE)))
-        return 1 - (1 - LOADED_SHARE) * load
-
-    @classmethod
-    def rest(cls, *, cpu: float, wall: float, loop_busy: float) -> float:
-        """Seconds before the slot's next hash."""
-        return min(MAX_REST_SECONDS, max(0.0, cpu / cls.per_slot(loop_busy) - wall))
-
-    def run(self, work: Callable[..., T], *args: object) -> T:
-        """`work`, on the calling hashing thread, holding its slot once the slot's rest from its
-        last hash (by any process) is over."""
-        with self._slot().held() as turn:
-            pause = turn.next_start - time.monotonic()
-            if pause > 0:
-                time.sleep(min(pause, MAX_REST_SECONDS))
-            began, cpu, loop = time.monotonic(), time.thread_time(), self._loop_cpu()
-            try:
-                return work(*args)
-            finally:
-                wall = max(time.monotonic() - began, 1e-6)
-                loop_busy = (self._loop_cpu() - loop) / wall
-                used = time.thread_time() - cpu
-                turn.next_start = time.monotonic() + self.rest(
-                    cpu=used, wall=wall, loop_busy=loop_busy
-                )
-
-    def _slot(self) -> HashingSlot:
-        """The slot of the calling thread: the n-th hashing thread of every process shares the
-        n-th slot."""
-        if not hasattr(self._thread, "slot"):
-            self._thread.slot = self.slots[next(self._numbering) % len(self.slots)]
-        slot: HashingSlot = self._thread.slot
-        return slot
-
-
-def hashing_slots(count: int) -> list[HashingSlot]:
-    """The machine's slots: in the directory the server gave its workers, else this process's
-    own, whose files are removed once open so that nothing is left behind, however it ends."""
-    shared = os.environ.get(HASHING_SLOTS_ENV)
-    directory = shared or tempfile.mkdtemp(prefix="taskhub-hashing-")
-    slots = [HashingSlot(os.path.join(directory, f"slot-{n}")) for n in range(count)]
-    if not shared:
-        for slot in slots:
-            os.unlink(slot.path)
-        os.rmdir(directory)
-    return slots
-
-
-def shared_slots_directory() -> str:
-    """A new directory (mode 0700) for the slot files of a server's workers, removed when the
-    server exits."""
-    directory = tempfile.mkdtemp(prefix="taskhub-hashing-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    return directory
+@lru_cache(maxsize=8)
+def measured_hash_seconds(rounds: int) -> float:
+    """Seconds one hash at `rounds` took here, timed once per process (for sizing the queue only:
+    a second measure would say much the same, the cost is what sets it)."""
+    began = time.perf_counter()
+    _hash_sync("taskhub-sizing-password", rounds)
+    return time.perf_counter() - began
 
 
 class _HashingPool:
-    """Its own threads, first come, first served, each keeping to its share of the CPU. Counts
-    the hashes it holds (running or waiting) so the wait is bounded."""
+    """Its own threads, first come, first served. Counts the hashes it holds (running or waiting)
+    so the wait is bounded."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self.share = CpuShare(hashing_slots(threads))
+        self.default_limit = default_queue_limit(
+            threads=threads, wait=DEFAULT_QUEUE_WAIT, hash_seconds=UNMEASURED_HASH_SECONDS
+        )
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bcrypt")
         self._lock = threading.Lock()  # the count is updated from the hashing threads too
         self._held = 0
@@ -209,8 +80,8 @@ class _HashingPool:
         return max(0, self._held - self.threads)
 
     def full(self, queue_limit: int | None) -> bool:
-        """Whether `queue_limit` hashes (default QUEUE_PER_THREAD x the threads) are waiting."""
-        limit = QUEUE_PER_THREAD * self.threads if queue_limit is None else queue_limit
+        """Whether `queue_limit` hashes (None: the default, `default_limit`) are waiting."""
+        limit = self.default_limit if queue_limit is None else queue_limit
         return self._held >= self.threads + limit
 
     def submit(self, queue_limit: int | None, work: Callable[..., T], *args: object) -> Future[T]:
@@ -219,7 +90,7 @@ class _HashingPool:
             if self.full(queue_limit):
                 raise HashingBusy()
             self._held += 1
-        future = self._executor.submit(self.share.run, work, *args)
+        future = self._executor.submit(work, *args)
         # Only once the work is done (or cancelled before it ran) is its place free: a request
         # that stops waiting for a hash does not stop the hash.
         future.add_done_callback(self._release)
@@ -233,6 +104,22 @@ class _HashingPool:
 @lru_cache(maxsize=1)
 def _hashing_pool() -> _HashingPool:
     return _HashingPool(_HASHING_THREADS)
+
+
+def size_hash_queue(
+    *,
+    rounds: int,
+    wait: float,
+    hash_seconds: Callable[[int], float] = measured_hash_seconds,
+) -> int:
+    """Set the queue's default length from the configured cost and HASH_QUEUE_WAIT (create_app
+    calls it before serving, so the one hash it may time never runs on the event loop); returns
+    it. `hash_seconds` says how long a hash at `rounds` takes (tests give a fixed one)."""
+    pool = _hashing_pool()
+    pool.default_limit = default_queue_limit(
+        threads=pool.threads, wait=wait, hash_seconds=hash_seconds(rounds)
+    )
+    return pool.default_limit
 
 
 def hashing_full(*, queue_limit: int | None) -> bool:
@@ -266,7 +153,7 @@ def _verify_sync(password: str, password_hash: str) -> bool:
 
 async def hash_password(password: str, *, rounds: int, queue_limit: int | None) -> str:
     """Hash a password that the caller has already checked fits bcrypt's 72-byte input.
-    HashingBusy past `queue_limit` waiting hashes (None: the default, 4 x the threads)."""
+    HashingBusy past `queue_limit` waiting hashes (None: the default, size_hash_queue's)."""
     if not fits_bcrypt(password):
         raise ValueError("password is not at most 72 bytes of UTF-8")
     return await _in_hashing_thread(_hash_sync, password, rounds, queue_limit=queue_limit)
