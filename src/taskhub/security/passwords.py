@@ -54,11 +54,13 @@ def default_queue_limit(*, threads: int, wait: float, hash_seconds: float) -> in
 
 @lru_cache(maxsize=8)
 def measured_hash_seconds(rounds: int) -> float:
-    """Seconds one hash at `rounds` took here, timed once per process (for sizing the queue only:
-    a second measure would say much the same, the cost is what sets it)."""
-    began = time.perf_counter()
+    """CPU seconds one hash at `rounds` took here, timed once per process. CPU time, not wall
+    time: the size then follows the cost and the core, not whatever else the machine ran at
+    start-up (timed by the wall clock on a busy machine, bcrypt 12 measured over 0.5 s and the
+    bench's 4 login connections got 503s)."""
+    began = time.thread_time()
     _hash_sync("taskhub-sizing-password", rounds)
-    return time.perf_counter() - began
+    return time.thread_time() - began
 
 
 class _HashingPool:
