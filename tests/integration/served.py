@@ -97,7 +97,7 @@ def start_server(database_url: str, tmp_path: Path, **env_overrides: str) -> Ite
             "JWT_SECRET": secrets.token_urlsafe(48),
             "HOST": "127.0.0.1",
             "PORT": str(port),
-            # Killed at the end, it cannot remove its hashing slots directory: it makes it here.
+            # Killed at the end, it cleans nothing up: whatever it makes in TMPDIR stays in the test's.
             "TMPDIR": str(tmp_path),
             **env_overrides,  # may replace any default above, e.g. a JWT_SECRET shared by two
         }
