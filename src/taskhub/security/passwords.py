@@ -21,8 +21,9 @@ from taskhub.errors import ServiceUnavailable
 BCRYPT_MAX_BYTES = 72
 
 _CORES = os.cpu_count() or 2
-# bcrypt is CPU-bound and releases the GIL; leaving one core free keeps reads flowing
-# while logins queue (see docs/adr/0004-password-hashing.md).
+# bcrypt is CPU-bound and releases the GIL; leaving one core free keeps reads flowing while
+# logins queue. Per process, with no coordination: production runs one worker per task, and
+# several workers on one machine each have their own (docs/adr/0004-password-hashing.md).
 _HASHING_THREADS = max(1, _CORES - 1)
 # HASH_QUEUE_WAIT's default, for a process that never sized its queue (create_app does).
 DEFAULT_QUEUE_WAIT = 1.0
