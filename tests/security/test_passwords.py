@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 
 import bcrypt
@@ -353,3 +354,92 @@ def test_hashing_creates_or_opens_no_file_so_no_other_user_can_affect_it(tmp_pat
 
     assert json.loads(finished.stdout) == []
     assert list(tmp.iterdir()) == []
+
+
+class FakeClocks:
+    """Clocks a test moves by hand: `hash(cpu, loop)` is a hash that took `cpu` seconds of the
+    thread's CPU and wall time while the event loop used `loop` seconds of CPU."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.cpu = 0.0
+        self.loop = 0.0
+        self.slept: list[float] = []
+
+    def clocks(self) -> passwords.Clocks:
+        return passwords.Clocks(
+            wall=lambda: self.now,
+            thread_cpu=lambda: self.cpu,
+            loop_cpu=lambda: self.loop,
+            sleep=self._sleep,
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def hash(self, *, cpu: float, loop: float) -> str:
+        self.now += cpu
+        self.cpu += cpu
+        self.loop += loop
+        return "hashed"
+
+
+class TestCpuShare:
+    def test_while_the_loop_is_busy_a_thread_rests_to_keep_to_its_share(self) -> None:
+        fake = FakeClocks()
+        share = passwords.CpuShare(fake.clocks())
+
+        share.run(partial(fake.hash, cpu=0.3, loop=0.3))  # the loop busy the whole hash
+        share.run(partial(fake.hash, cpu=0.3, loop=0.3))
+
+        # 0.3 s of CPU at a 0.6 share takes 0.5 s: the second hash starts 0.2 s after the first.
+        assert fake.slept == [pytest.approx(0.3 / passwords.LOADED_SHARE - 0.3)]
+
+    def test_while_the_loop_is_idle_hashes_run_back_to_back(self) -> None:
+        fake = FakeClocks()
+        share = passwords.CpuShare(fake.clocks())
+
+        for _ in range(3):
+            share.run(partial(fake.hash, cpu=0.3, loop=0.0))
+
+        assert fake.slept == []
+
+    def test_a_failed_hash_still_leaves_its_thread_resting(self) -> None:
+        fake = FakeClocks()
+        share = passwords.CpuShare(fake.clocks())
+
+        def failing() -> str:
+            fake.hash(cpu=0.3, loop=0.3)
+            raise ValueError("bcrypt refused")
+
+        with pytest.raises(ValueError, match="bcrypt refused"):
+            share.run(failing)
+        share.run(partial(fake.hash, cpu=0.3, loop=0.3))
+
+        assert fake.slept == [pytest.approx(0.3 / passwords.LOADED_SHARE - 0.3)]
+
+    def test_a_rest_is_bounded_whatever_the_clocks_say(self) -> None:
+        assert passwords.CpuShare.rest(cpu=1_000.0, wall=0.001, loop_busy=1.0) == (
+            passwords.MAX_REST_SECONDS
+        )
+
+    @pytest.mark.parametrize(
+        ("loop_busy", "share"),
+        [(0.0, 1.0), (passwords.LOOP_IDLE, 1.0), (1.0, passwords.LOADED_SHARE), (0.5, 0.8)],
+    )
+    def test_the_share_moves_with_the_loops_load(self, loop_busy: float, share: float) -> None:
+        assert passwords.CpuShare.per_thread(loop_busy) == pytest.approx(share)
+
+    def test_each_hashing_thread_keeps_its_own_turn(self) -> None:
+        fake = FakeClocks()
+        share = passwords.CpuShare(fake.clocks())
+        share.run(
+            partial(fake.hash, cpu=0.3, loop=0.3)
+        )  # this thread now rests before its next hash
+
+        other = threading.Thread(target=share.run, args=(partial(fake.hash, cpu=0.3, loop=0),))
+        other.start()
+        other.join()
+
+        assert fake.slept == []
