@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admission=AdmissionGate(settings.admission_limit, settings.REQUEST_QUEUE_TIMEOUT),
         hashing_paths=HASHING_PATHS,
         hashing_has_room=lambda: not passwords.hashing_full(queue_limit=settings.HASH_QUEUE_LIMIT),
+        refusals_while_hashing_full={LOGIN_PATH: auth_router.login_refusal_while_hashing_full},
     )
     install_error_handlers(app)
     install_openapi(

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskhub.auth import service as auth_service
 from taskhub.auth.dependencies import CurrentPrincipal
@@ -22,11 +23,12 @@ from taskhub.auth.schemas import (
     render_tokens,
 )
 from taskhub.auth.service import IssuedTokens
-from taskhub.errors import ValidationFailed
+from taskhub.errors import TaskHubError, ValidationFailed
 from taskhub.http.bodies import LoneSurrogate, holds_lone_surrogate, without_lone_surrogates
 from taskhub.http.dependencies import ClientIP, Db, RateLimiterDep, SettingsDep
 from taskhub.http.openapi import error_responses
 from taskhub.http.responses import json_response
+from taskhub.security.client_ip import client_ip
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["auth"])
@@ -94,6 +96,23 @@ async def login(
         user_agent=request.headers.get("user-agent"),
     )
     return _tokens_response(issued)
+
+
+async def login_refusal_while_hashing_full(request: Request) -> TaskHubError | None:
+    """The answer to a login that arrives while the hash queue is full, given before routing (the
+    middleware asks): a flood past the queue then costs each attempt its body and the limits, not
+    a pass through the router and its dependencies, and still gets 429 where a limit refuses it.
+    None when the body cannot be read as credentials: the route answers that (400, 415, 422)."""
+    try:
+        credentials = await _login_credentials(request)
+    except (TaskHubError, StarletteHTTPException):
+        return None
+    state = request.app.state
+    return await auth_service.refusal_while_hashing_full(
+        limiter=state.rate_limiter,
+        username=credentials.username,
+        client_ip=client_ip(request, state.trusted_proxies),
+    )
 
 
 def _tokens_response(issued: IssuedTokens) -> Response:

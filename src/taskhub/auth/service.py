@@ -13,8 +13,8 @@ from taskhub.auth.repository import Account, Credentials, SessionRecord
 from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
-from taskhub.errors import Conflict, NotFound, Unauthorized
-from taskhub.ratelimit import LoginAttempt, RateLimiter
+from taskhub.errors import Conflict, NotFound, TaskHubError, Unauthorized
+from taskhub.ratelimit import LoginAttempt, RateLimiter, TooManyRequests
 from taskhub.security import passwords
 from taskhub.security.tokens import InvalidToken, TokenCodec, fingerprint
 
@@ -132,6 +132,19 @@ async def login(
         )
     await limiter.login_succeeded(attempt)
     return issued
+
+
+async def refusal_while_hashing_full(
+    *, limiter: RateLimiter, username: str, client_ip: str
+) -> TaskHubError:
+    """What a login gets while the hash queue is full, decided as `login` would decide it: 429 if
+    a limit refuses it, else 503 with nothing counted (the hit is given back at once)."""
+    try:
+        attempt = await limiter.admit_login(username=username, ip=client_ip)
+    except TooManyRequests as refused:
+        return refused
+    await limiter.give_back(attempt.counted)
+    return passwords.HashingBusy()
 
 
 async def check_admitted_password(

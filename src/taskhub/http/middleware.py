@@ -8,17 +8,18 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskhub.context import RequestContext, close_request, open_request
-from taskhub.errors import problem_response
+from taskhub.errors import TaskHubError, problem_response
 from taskhub.http.admission import AdmissionGate, Overloaded
 
 logger = logging.getLogger("taskhub.request")
@@ -48,6 +49,8 @@ CLIENT_CLOSED = 499
 
 # Told of every HTTP request once it is over: scope, what the request learnt about itself, the
 # final status, the headers sent with it (none if no response started) and the seconds it took.
+# The answer a hashing request gets before routing while the hash queue is full (None: route it).
+HashingRefusal = Callable[[Request], Awaitable[TaskHubError | None]]
 OutcomeRecorder = Callable[[Scope, RequestContext, int, list[tuple[bytes, bytes]], float], None]
 
 
@@ -82,6 +85,7 @@ class RequestContextMiddleware:
         admission: AdmissionGate | None = None,
         hashing_paths: frozenset[str] = frozenset(),
         hashing_has_room: Callable[[], bool] = lambda: False,
+        refusals_while_hashing_full: Mapping[str, HashingRefusal] | None = None,
     ) -> None:
         self.app = app
         # API responses are never cached and API requests pass the admission gate; the rest
@@ -97,11 +101,14 @@ class RequestContextMiddleware:
         # queue bounds those (HASH_QUEUE_LIMIT), and queued behind every read in the gate, logins
         # under a saturating read load lost half their rate to the wait alone. Once the queue is
         # full they take their turn in the gate like any request: a flood answered at once would
-        # come back at once and take the event loop from the reads. They are refused by the
-        # service, not here: the rate limits come first (429, never 503, for an address over
-        # its limit), then the queue (503), then the hash (ADR 0008).
+        # come back at once and take the event loop from the reads. The rate limits come first
+        # (429, never 503, for an address over its limit), then the queue (503), then the hash
+        # (ADR 0008): a path with a refusal of its own here (login) is answered by it, before
+        # routing, so a flood past the queue costs little more than its bytes and its limits;
+        # the others are refused by their service.
         self.hashing_paths = hashing_paths
         self.hashing_has_room = hashing_has_room
+        self.refusals_while_hashing_full = refusals_while_hashing_full or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -151,6 +158,12 @@ class RequestContextMiddleware:
                     await _send_problem(send_with_headers, 503, BUSY, headers=BUSY_HEADERS)
                     return
             try:
+                refusal = self.refusals_while_hashing_full.get(scope["path"]) if hashing else None
+                if refusal is not None and not self.hashing_has_room():
+                    refused = await refusal(Request(scope, receive))
+                    if refused is not None:
+                        await _send_error(send_with_headers, refused)
+                        return
                 await self.app(scope, receive, send_with_headers)
             finally:
                 if gate is not None:
@@ -293,6 +306,11 @@ def problem_before_app(status: int, detail: str) -> tuple[list[tuple[bytes, byte
     response = problem_response(status, detail, headers=CLOSE_HEADERS)
     headers = _with_standard_headers(response.raw_headers, uuid.uuid4().hex, api=True)
     return headers, bytes(response.body)
+
+
+async def _send_error(send: Send, error: TaskHubError) -> None:
+    """A TaskHubError sent from outside the app, as its handler renders it."""
+    await _send_problem(send, error.status, error.detail, headers=error.headers, **error.extra())
 
 
 async def _send_problem(send: Send, status: int, detail: str | None, **extra: Any) -> None:
