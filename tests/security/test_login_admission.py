@@ -177,3 +177,26 @@ async def test_a_password_change_over_the_login_limit_gets_429_not_503_while_the
         )
 
     assert_problem(change, 429)
+
+
+async def test_a_malformed_login_while_the_hash_queue_is_full_is_still_refused_for_its_body(
+    apps: Apps,
+) -> None:
+    """The refusal taken before routing reads the body the route's one way; a body it cannot
+    read goes on to the route, whose 400 or 422 comes before the queue's 503."""
+    application = apps.build(HASH_QUEUE_LIMIT=1)
+    client = await apps.client(application, "203.0.113.200")
+    with filled_hash_queue():
+        not_json = await client.post(
+            "/api/v1/auth/login", content=b"{", headers={"content-type": "application/json"}
+        )
+        no_password = await client.post("/api/v1/auth/login", json={"username": "someone"})
+        too_many_fields = await client.post(
+            "/api/v1/auth/login", data={f"field{n}": "x" for n in range(40)}
+        )
+        well_formed = await login(client, "someone")
+
+    assert_problem(not_json, 400)
+    assert_problem(no_password, 422)
+    assert 400 <= too_many_fields.status_code < 500, too_many_fields.text
+    assert_problem(well_formed, 503)

@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskhub.auth import service as auth_service
 from taskhub.auth.dependencies import CurrentPrincipal
@@ -105,7 +104,7 @@ async def login_refusal_while_hashing_full(request: Request) -> TaskHubError | N
     None when the body cannot be read as credentials: the route answers that (400, 415, 422)."""
     try:
         credentials = await _login_credentials(request)
-    except (TaskHubError, StarletteHTTPException):
+    except Exception:  # whatever it is, the route reads the body again and answers it
         return None
     state = request.app.state
     return await auth_service.refusal_while_hashing_full(

@@ -14,13 +14,13 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskhub.context import RequestContext, close_request, open_request
 from taskhub.errors import TaskHubError, problem_response
 from taskhub.http.admission import AdmissionGate, Overloaded
+from taskhub.http.bodies import JSONRequest
 
 logger = logging.getLogger("taskhub.request")
 
@@ -50,7 +50,7 @@ CLIENT_CLOSED = 499
 # Told of every HTTP request once it is over: scope, what the request learnt about itself, the
 # final status, the headers sent with it (none if no response started) and the seconds it took.
 # The answer a hashing request gets before routing while the hash queue is full (None: route it).
-HashingRefusal = Callable[[Request], Awaitable[TaskHubError | None]]
+HashingRefusal = Callable[[JSONRequest], Awaitable[TaskHubError | None]]
 OutcomeRecorder = Callable[[Scope, RequestContext, int, list[tuple[bytes, bytes]], float], None]
 
 
@@ -139,15 +139,17 @@ class RequestContextMiddleware:
             if _unsupported_body(scope, self.form_paths):
                 await _send_problem(send_with_headers, 415, "Send the body as application/json")
                 return
+            body = b""
             if _has_body(scope):
                 try:
-                    body = await _read_body(receive, self.max_body_bytes, self._deadline(scope))
+                    read = await _read_body(receive, self.max_body_bytes, self._deadline(scope))
                 except TimeoutError:
                     await _send_problem(send_with_headers, 408, READ_TIMEOUT, headers=CLOSE_HEADERS)
                     return
-                if body is None:
+                if read is None:
                     status = CLIENT_CLOSED
                     return
+                body = read
                 receive = _replaying(body, receive)
             hashing = scope["path"] in self.hashing_paths
             gate = self.admission if api and not (hashing and self.hashing_has_room()) else None
@@ -160,7 +162,8 @@ class RequestContextMiddleware:
             try:
                 refusal = self.refusals_while_hashing_full.get(scope["path"]) if hashing else None
                 if refusal is not None and not self.hashing_has_room():
-                    refused = await refusal(Request(scope, receive))
+                    # A replay of its own: the route reads the body again if this passes it on.
+                    refused = await refusal(JSONRequest(scope, _replaying(body, receive)))
                     if refused is not None:
                         await _send_error(send_with_headers, refused)
                         return
