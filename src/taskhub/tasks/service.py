@@ -9,12 +9,12 @@ writes nothing do the rules get read back one by one, to say why (404, 403, 412,
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -124,10 +124,22 @@ def _one_write(db: Queries) -> AbstractAsyncContextManager[Queries]:
     return nullcontext(db) if db.dialect == "postgresql" else _transaction(db)
 
 
+T = TypeVar("T")
+
+
 class _CountFirst(Exception):
     """A write found no room in its slot inside a transaction, which may now hold that slot (a
     refused UPDATE keeps the row it rechecked locked): it starts over, counting first, so that
     every transaction locking a scope's slots takes them all in order, holding none before."""
+
+
+async def _counting_first_on_retry(write: Callable[..., Awaitable[T]]) -> T:
+    """`write` in a transaction; started over, counting first, if it found no room in its slot
+    (its transaction, the claim of a key included, was rolled back)."""
+    try:
+        return await write(count_first=False)
+    except _CountFirst:
+        return await write(count_first=True)
 
 
 async def create_task(
@@ -265,20 +277,18 @@ async def update_task(
         return current
     values: dict[str, Any] = {name: getattr(changes, name) for name in sent}
     if sent & _MEMBERSHIP_FIELDS:
-        move = partial(
-            _move_or_assign,
-            db,
-            settings=settings,
-            caller_id=caller_id,
-            task_id=task_id,
-            changes=changes,
-            values=values,
-            expected=expected,
+        return await _counting_first_on_retry(
+            partial(
+                _move_or_assign,
+                db,
+                settings=settings,
+                caller_id=caller_id,
+                task_id=task_id,
+                changes=changes,
+                values=values,
+                expected=expected,
+            )
         )
-        try:
-            return await move(count_first=False)
-        except _CountFirst:
-            return await move(count_first=True)
     return await _write(
         db,
         caller_id=caller_id,
@@ -469,19 +479,17 @@ async def create_task_once(
     gone since; the same key with another body is 422. The claim, the task and the recorded
     response commit together, before the 201 is sent.
     """
-    once = partial(
-        _create_once,
-        db,
-        settings=settings,
-        owner_id=owner_id,
-        key=key,
-        request_hash=request_hash,
-        data=data,
+    return await _counting_first_on_retry(
+        partial(
+            _create_once,
+            db,
+            settings=settings,
+            owner_id=owner_id,
+            key=key,
+            request_hash=request_hash,
+            data=data,
+        )
     )
-    try:
-        return await once(count_first=False)
-    except _CountFirst:  # rolled back, the claim included: start over, counting first
-        return await once(count_first=True)
 
 
 async def _create_once(
