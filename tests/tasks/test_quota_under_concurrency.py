@@ -49,14 +49,16 @@ async def racing_client(database_url: str, *, per_user: int) -> AsyncIterator[ht
         yield await stack.enter_async_context(client_of(application))
 
 
+# `app` is requested so that the conftest deletes the rows these tests create: a later test on
+# the same database would otherwise find their users and sessions.
 @pytest.fixture
-async def quota_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def quota_client(app: FastAPI, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with racing_client(database_url, per_user=LIMIT) as client:
         yield client
 
 
 @pytest.fixture
-async def movers_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def movers_client(app: FastAPI, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with racing_client(database_url, per_user=MOVERS_LIMIT) as client:
         yield client
 
