@@ -19,8 +19,9 @@ from tests.helpers import API, DEFAULT_PASSWORD
 from tests.integration.served import Server, port_of, start_server
 
 READ_TIMEOUT = 3.0
-# Loose on purpose: the machine is shared. Before the fix the answer took 5 s (a 503).
-PROMPT_SECONDS = 1.0
+# A request's timeout while the slow clients are held: loose on purpose (the machine is shared),
+# yet short of what the answer took before the fix (5 s, and a 503, which fails the test too).
+PROMPT_SECONDS = 4.0
 # How long after the read timeout every slow connection must have been answered and closed.
 CLOSE_WITHIN_SECONDS = 8.0
 HALF_HEADERS = b"GET /api/v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bea"
@@ -149,14 +150,9 @@ def test_half_sent_requests_delay_nobody_and_get_408_after_the_read_timeout(
 
         with slow_clients(server) as clients:
             for _ in range(3):
-                began = time.monotonic()
-                me = http.get(f"{API}/users/me", headers=auth)
-                took = time.monotonic() - began
+                me = http.get(f"{API}/users/me", headers=auth, timeout=PROMPT_SECONDS)
                 assert me.status_code == 200, me.text
-                assert took < PROMPT_SECONDS, f"GET /users/me took {took:.2f} s"
-            began = time.monotonic()
-            assert http.get("/health").status_code == 200
-            assert time.monotonic() - began < PROMPT_SECONDS
+            assert http.get("/health", timeout=PROMPT_SECONDS).status_code == 200
 
             # Measured while every slow client was still held open, unanswered.
             held = [sock for kind in HELD for sock in clients.by_kind[kind]]
