@@ -24,10 +24,16 @@ from taskhub.auth.schemas import (
 from taskhub.auth.service import IssuedTokens
 from taskhub.errors import TaskHubError, ValidationFailed
 from taskhub.http.bodies import LoneSurrogate, holds_lone_surrogate, without_lone_surrogates
-from taskhub.http.dependencies import ClientIP, Db, RateLimiterDep, SettingsDep
+from taskhub.http.dependencies import (
+    ClientIP,
+    Db,
+    RateLimiterDep,
+    SettingsDep,
+    get_client_ip,
+    get_rate_limiter,
+)
 from taskhub.http.openapi import error_responses
 from taskhub.http.responses import json_response
-from taskhub.security.client_ip import client_ip
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["auth"])
@@ -106,11 +112,10 @@ async def login_refusal_while_hashing_full(request: Request) -> TaskHubError | N
         credentials = await _login_credentials(request)
     except Exception:  # whatever it is, the route reads the body again and answers it
         return None
-    state = request.app.state
     return await auth_service.refusal_while_hashing_full(
-        limiter=state.rate_limiter,
+        limiter=await get_rate_limiter(request),
         username=credentials.username,
-        client_ip=client_ip(request, state.trusted_proxies),
+        client_ip=await get_client_ip(request),
     )
 
 

@@ -129,9 +129,9 @@ _COUNT_OWNED = select(func.count()).where(
     ProjectMember.user_id == bindparam("caller_id"), ProjectMember.role == Role.OWNER.value
 )
 _COUNT_MEMBERS = select(func.count()).where(ProjectMember.project_id == bindparam("project_id"))
-# Taken in a creating transaction, so two creations by one user cannot both pass the quota.
+# Taken in a creating transaction, so two creations by one user cannot both pass the quota, and by
+# an account deletion, so no membership of the user can be added after its checks.
 _LOCK_CALLER = select(User.id).where(User.id == bindparam("caller_id")).with_for_update()
-_LOCK_PROJECT = select(Project.id).where(_THIS_PROJECT).with_for_update()
 _DELETE_PROJECT = (
     delete(Project).where(_THIS_PROJECT, _caller_may(Action.OWN)).returning(Project.id)
 )
@@ -168,10 +168,6 @@ async def count_memberships(
 
 async def lock_caller(db: Queries, *, caller_id: uuid.UUID) -> None:
     await db.execute(_LOCK_CALLER, {"caller_id": caller_id})
-
-
-async def lock_project(db: Queries, *, project_id: uuid.UUID) -> None:
-    await db.execute(_LOCK_PROJECT, {"project_id": project_id})
 
 
 async def count_owned(db: Queries, *, caller_id: uuid.UUID) -> int:
