@@ -15,6 +15,7 @@ import ipaddress
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from limits import RateLimitItem, parse
@@ -84,6 +85,10 @@ class LoginAttempt:
     consecutive: tuple[str, ...]
 
 
+# With limits off every attempt is admitted and nothing is counted.
+NOT_ADMITTED = LoginAttempt(counted=NOT_COUNTED, failure="", consecutive=())
+
+
 class RateLimiter:
     """Every limit of the contract, by name. Identifiers never include secrets."""
 
@@ -142,6 +147,8 @@ class RateLimiter:
         (`give_back`). Retry-After is the longest wait of the limits used up: retrying sooner
         is refused again.
         """
+        if not self.enabled:
+            return NOT_ADMITTED
         name, address = _normalised(username), address_key(ip)
         pair = _window(self.login_pair, "login-pair", name, address)
         failure = _window(self.login_ip, "login-ip", address)
@@ -250,6 +257,7 @@ def _normalised(username: str) -> str:
     return username.strip().lower()[:64]
 
 
+@lru_cache(maxsize=4096)  # parsing an address costs more than the rest of a refused login
 def address_key(ip: str) -> str:
     """Who a per-address limit counts: an IPv4 address, or an IPv6 client's /64 network (one
     subscriber's or host's prefix: counting single IPv6 addresses would give each 2^64 tries)."""
