@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskhub import models  # noqa: F401  - registers every table on the metadata
+from taskhub import tables  # noqa: F401  - registers every table on the metadata
 from taskhub.config import async_database_url, load_settings
 from taskhub.db.engine import ensure_sqlite_folder
 from taskhub.db.schema import Base

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub import models  # noqa: F401 - every table on the metadata
+from taskhub import tables  # noqa: F401 - every table on the metadata
 from taskhub.config import Settings, async_database_url
 from taskhub.db.schema import Base
 from taskhub.main import create_app

@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from taskhub import models  # noqa: F401 - registers every table on the metadata
+from taskhub import tables  # noqa: F401 - registers every table on the metadata
 from taskhub.config import async_database_url
 from taskhub.db.schema import Base
 from taskhub.migrate import PROJECT_ROOT, alembic_config

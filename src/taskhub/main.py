@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from taskhub.auth import router as auth_router
 from taskhub.auth.dependencies import current_principal, oauth2_scheme
-from taskhub.auth.schemas import LoginForm, LoginJSON, UserRegister
+from taskhub.auth.schemas import LoginForm, LoginJSON, PasswordChange, UserRegister
 from taskhub.comments import router as comment_router
 from taskhub.config import Settings, load_settings
 from taskhub.db.engine import create_database
@@ -36,15 +36,13 @@ from taskhub.ratelimit import RateLimiter
 from taskhub.security import common_passwords, passwords
 from taskhub.security.client_ip import parse_trusted_proxies
 from taskhub.tasks import router as task_router
-from taskhub.users import router as user_router
-from taskhub.users.schemas import PasswordChange
 from taskhub.worker.in_process import reminder_scheduling
 
 API_PREFIX = "/api/v1"
 API_ROUTERS = (
     auth_router.public_router,
     auth_router.router,
-    user_router.router,
+    auth_router.users_router,
     task_router.router,
     notification_router.router,
     project_router.router,

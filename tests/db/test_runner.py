@@ -18,10 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
 import taskhub
-from taskhub.auth.models import User
 from taskhub.clock import new_id
 from taskhub.db.engine import create_database
 from taskhub.db.runner import Database, IntegrityViolation, selecting
+from taskhub.tables import User
 from tests.conftest import make_settings
 
 _COUNT_NAMED = select(func.count()).select_from(User).where(User.username == bindparam("name"))

@@ -29,8 +29,7 @@ from fastapi import FastAPI
 
 from taskhub.clock import utcnow
 from taskhub.config import Settings
-from taskhub.notifications.models import Notification
-from taskhub.tasks.models import Task
+from taskhub.tables import Notification, Task
 from taskhub.worker.celery_app import create_celery
 from tests.conftest import make_settings
 from tests.helpers import API, ApiUser, create_task

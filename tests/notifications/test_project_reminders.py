@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from taskhub.db.runner import Database
-from taskhub.tasks.models import Task
+from taskhub.tables import Task
 from tests.helpers import API, ApiUser, create_task, make_user
 from tests.notifications.test_scan import NOW, iso, reminder_keys, reminders, scan
 from tests.projects.helpers import PROJECTS, add_member, make_project

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub.notifications.models import Notification
 from taskhub.notifications.service import scan_due_reminders
+from taskhub.tables import Notification
 from tests.helpers import API, ApiUser, assert_problem, create_task
 
 NOTIFICATIONS = f"{API}/notifications"

@@ -24,10 +24,9 @@ from taskhub.clock import utcnow
 from taskhub.db.engine import create_database
 from taskhub.db.runner import Database
 from taskhub.notifications import repository as notification_repository
-from taskhub.notifications.models import TASK_DUE, Notification
 from taskhub.notifications.service import scan_due_reminders
 from taskhub.redis_health import RedisBreaker
-from taskhub.tasks.models import Task
+from taskhub.tables import TASK_DUE, Notification, Task
 from taskhub.worker.in_process import reminder_scheduling
 from tests.conftest import make_settings
 from tests.helpers import API, ApiUser, create_task

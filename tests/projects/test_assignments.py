@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from taskhub.tasks import repository as task_repository
+from taskhub.access import leaving
 from tests.conftest import client_of
 from tests.helpers import API, ApiUser, create_task, make_user
 from tests.projects.helpers import PROJECTS, add_member, make_project
@@ -108,7 +108,7 @@ async def test_removal_and_unassigning_commit_together_or_not_at_all(
     async def failing_unassign(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("the database went away between the two statements")
 
-    monkeypatch.setattr(task_repository, "unassign_member", failing_unassign)
+    monkeypatch.setattr(leaving, "unassign_member", failing_unassign)
     async with client_of(app) as failing:
         response = await remove(failing, alice, project_id, "bob")
     assert response.status_code == 500

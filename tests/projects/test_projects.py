@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from taskhub.access.roles import LEAST_ROLE, Role, role_table
 from taskhub.main import create_app
-from taskhub.projects.models import Project
-from taskhub.projects.roles import LEAST_ROLE, Role, role_table
+from taskhub.tables import Project
 from tests.conftest import client_of, make_settings
 from tests.helpers import API, ApiUser, assert_problem, make_user
 from tests.projects.helpers import PROJECTS, add_member, make_project

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from taskhub.access.roles import LEAST_ROLE, Action, Role, may
 from taskhub.main import create_app
-from taskhub.projects.models import Project
-from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
+from taskhub.tables import Project
 from tests.conftest import make_settings
 from tests.helpers import assert_problem
 from tests.projects.helpers import ACTORS, PROJECTS, People, Team

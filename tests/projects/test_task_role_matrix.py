@@ -19,10 +19,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from taskhub.comments.models import Comment
+from taskhub.access.roles import LEAST_ROLE, Action, Role, may
 from taskhub.main import create_app
-from taskhub.projects.models import Project
-from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
+from taskhub.tables import Comment, Project
 from tests.comments.helpers import comment_url, comments_url, make_comment
 from tests.conftest import make_settings
 from tests.helpers import API, ApiUser, assert_problem, create_task

@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute, APIRouter, iter_route_contexts
 
 from taskhub.auth.dependencies import current_principal
 from taskhub.main import create_app
-from taskhub.notifications.models import Notification
+from taskhub.tables import Notification
 from tests.conftest import make_settings
 from tests.helpers import API, ApiUser, assert_problem, create_task
 

@@ -25,11 +25,10 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRouter
 
 from taskhub.auth.dependencies import current_principal
-from taskhub.auth.models import User
 from taskhub.db.runner import Database, IntegrityViolation
 from taskhub.logs import JsonFormatter
 from taskhub.main import create_app
-from taskhub.notifications.models import TASK_DUE, Notification
+from taskhub.tables import TASK_DUE, Notification, User
 from tests.conftest import LEAK_PATTERNS, client_of, make_settings
 from tests.helpers import API, assert_problem
 

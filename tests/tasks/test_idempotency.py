@@ -9,7 +9,7 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub.tasks.models import IdempotencyRecord
+from taskhub.tables import IdempotencyRecord
 from tests.helpers import API, ApiUser, assert_problem
 
 

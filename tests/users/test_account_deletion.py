@@ -13,12 +13,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub.auth.models import User
 from taskhub.clock import new_id, utcnow
-from taskhub.comments.models import Comment
 from taskhub.db.runner import Database
-from taskhub.projects.models import Project, ProjectMember
-from taskhub.tasks.models import Task
+from taskhub.tables import Comment, Project, ProjectMember, Task, User
 from tests.helpers import API, ApiUser, assert_problem, create_task
 from tests.projects.helpers import add_member, make_project
 

@@ -9,10 +9,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub.auth.models import RefreshToken, User, UserSession
 from taskhub.clock import new_id, utcnow
-from taskhub.notifications.models import TASK_DUE, Notification
-from taskhub.tasks.models import Task
+from taskhub.tables import TASK_DUE, Notification, RefreshToken, Task, User, UserSession
 from tests.helpers import (
     API,
     DEFAULT_PASSWORD,

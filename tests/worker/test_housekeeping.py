@@ -8,8 +8,7 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub.auth.models import UserSession
-from taskhub.tasks.models import IdempotencyRecord
+from taskhub.tables import IdempotencyRecord, UserSession
 from taskhub.worker.housekeeping import run_housekeeping
 from tests.helpers import API, ApiUser, login
 

@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
-from taskhub.auth.models import RefreshToken, User, UserSession
 from taskhub.db.runner import Queries, selecting
+from taskhub.tables import RefreshToken, User, UserSession
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Routes: /auth/* and /users/me/sessions. Register, login and refresh are the only public ones."""
+"""Routes: /auth/* and /users/me (the account, its password and its sessions). Register, login and
+refresh are the only public ones."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from taskhub.auth import service as auth_service
 from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.auth.schemas import (
     LoginJSON,
+    PasswordChange,
     RefreshRequest,
     SessionList,
     TokenPair,
@@ -37,6 +39,7 @@ from taskhub.http.responses import json_response
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["auth"])
+users_router = APIRouter(prefix="/users", tags=["users"])
 
 LOGIN_BODY: dict[str, Any] = {
     "requestBody": {
@@ -198,4 +201,47 @@ async def list_sessions(principal: CurrentPrincipal, db: Db) -> Any:
 async def revoke_session(session_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
     """End one of the caller's sessions; another user's is 404."""
     await auth_service.revoke_session(db, user_id=principal.user_id, session_id=session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@users_router.get("/me", response_model=UserRead, responses=error_responses(401))
+async def read_current_user(principal: CurrentPrincipal) -> Response:
+    """The caller's account."""
+    return json_response(render_account(principal.account))
+
+
+@users_router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 415, 422),
+)
+async def change_password(
+    body: PasswordChange,
+    principal: CurrentPrincipal,
+    db: Db,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+    client_ip: ClientIP,
+) -> Response:
+    """Change the password; every other session of the caller ends."""
+    await auth_service.change_password(
+        db,
+        settings=settings,
+        limiter=limiter,
+        client_ip=client_ip,
+        username=principal.username,
+        current_session_id=principal.session_id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@users_router.delete(
+    "/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 409)
+)
+async def delete_current_user(principal: CurrentPrincipal, db: Db) -> Response:
+    """Delete the account with its tasks and sessions; its tokens stop working. 409 while it
+    owns a project that has other members."""
+    await auth_service.delete_account(db, user_id=principal.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -114,3 +114,10 @@ def render_tokens(access_token: str, refresh_token: str, expires_in: int) -> dic
         "token_type": "bearer",
         "expires_in": expires_in,
     }
+
+
+class PasswordChange(InputModel):
+    # No length caps: a wrong (even huge) current password is a 401, and an over-long new one
+    # gets the rule's message naming the 72-byte limit. MAX_BODY_BYTES bounds both.
+    current_password: str
+    new_password: str

@@ -1,4 +1,5 @@
-"""Registration, login, refresh-token rotation with reuse detection, logout and sessions."""
+"""Identity: registration, login, refresh-token rotation with reuse detection, logout, sessions,
+password change and account deletion."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from taskhub.access import leaving
 from taskhub.auth import repository as auth_repository
 from taskhub.auth.password_rules import check_new_password
 from taskhub.auth.repository import Account, Credentials, SessionRecord
@@ -22,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 BAD_CREDENTIALS = "Incorrect username or password"
 BAD_REFRESH_TOKEN = "The refresh token is invalid or has expired"
+WRONG_CURRENT_PASSWORD = "The current password is incorrect"  # pragma: allowlist secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +295,7 @@ async def revoke_session(db: Queries, *, user_id: uuid.UUID, session_id: uuid.UU
         raise NotFound("Session not found")
 
 
-async def replace_password(
+async def _replace_password(
     db: Database, *, user_id: uuid.UUID, password_hash: str, keep_session: uuid.UUID
 ) -> None:
     """Store the new hash and end every other session of the user, at once: the credential
@@ -308,9 +311,75 @@ async def replace_password(
         )
 
 
-async def delete_account(db: Queries, *, user_id: uuid.UUID) -> None:
-    """Delete the user and, by cascade, everything they own; their tokens die with the sessions."""
-    await auth_repository.delete_user(db, user_id=user_id)
+async def change_password(
+    db: Database,
+    *,
+    settings: Settings,
+    limiter: RateLimiter,
+    client_ip: str,
+    username: str,
+    current_session_id: uuid.UUID,
+    current_password: str,
+    new_password: str,
+) -> None:
+    """Replace the password and end every other session of the user.
+
+    A wrong current password counts as a failed login, so a stolen access token cannot be used
+    to guess the password faster than the login form allows.
+    """
+    attempt = await limiter.admit_login(username=username, ip=client_ip)
+    account = await check_admitted_password(
+        db,
+        settings=settings,
+        limiter=limiter,
+        attempt=attempt,
+        username=username,
+        password=current_password,
+    )
+    if account is None:
+        raise Unauthorized(WRONG_CURRENT_PASSWORD)
+    await limiter.login_succeeded(attempt)
+    check_new_password(
+        new_password,
+        username=account.username,
+        min_length=settings.PASSWORD_MIN_LENGTH,
+        field="new_password",
+    )
+    # Hashed first: no connection is held while bcrypt runs.
+    password_hash = await passwords.hash_password(
+        new_password, rounds=settings.bcrypt_rounds, queue_limit=settings.HASH_QUEUE_LIMIT
+    )
+    await _replace_password(
+        db, user_id=account.id, password_hash=password_hash, keep_session=current_session_id
+    )
+
+
+async def delete_account(db: Database, *, user_id: uuid.UUID) -> None:
+    """Delete the user and, by cascade, everything they own; their tokens die with the sessions.
+
+    A project the user owns with other members in it would be left without an owner: 409 naming
+    those projects until ownership is transferred. Projects they are alone in go with them. Tasks
+    in other projects stay, unassigned where they were the assignee and without a creator where
+    they created them; their comments stay without an author (the foreign key's SET NULL).
+    """
+    for _ in range(_MEMBERSHIP_RACES):
+        async with db.transaction() as tx:
+            if not await leaving.lock_memberships(tx, user_id=user_id):
+                continue  # made a member somewhere meanwhile: lock again, that one too
+            shared = await leaving.owned_with_others(tx, user_id=user_id)
+            if shared:
+                raise Conflict(
+                    "Transfer the ownership of these projects first: " + ", ".join(shared)
+                )
+            await leaving.delete_sole_projects(tx, user_id=user_id)
+            await leaving.forget_person(tx, user_id=user_id, now=utcnow())
+            await auth_repository.delete_user(tx, user_id=user_id)
+            return
+    raise Conflict("Your memberships changed while the account was being deleted; retry")
+
+
+# Each round is lost only to a membership added between its two reads: a few are plenty.
+_MEMBERSHIP_RACES = 3
 
 
 # Ended sessions stay listed in the table for a day (for support and audit), then go.

@@ -23,13 +23,11 @@ from sqlalchemy import (
 )
 
 from taskhub import pagination
-from taskhub.auth.models import User
-from taskhub.comments.models import Comment
+from taskhub.access.roles import Action
+from taskhub.access.scope import CALLER, task_scope
 from taskhub.db.runner import Queries, selecting
 from taskhub.pagination import Position
-from taskhub.projects.roles import Action
-from taskhub.tasks.models import Task
-from taskhub.tasks.repository import task_scope
+from taskhub.tables import Comment, Task, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +54,6 @@ class CommentOrigin:
 
 
 # Named apart from the columns: an INSERT or UPDATE may not bind a parameter under a column's name.
-_CALLER = bindparam("caller_id", type_=Comment.author_id.type)
 _THIS_COMMENT = Comment.id == bindparam("comment_id", type_=Comment.id.type)
 
 
@@ -76,7 +73,7 @@ def _columns(author: Any) -> tuple[Any, ...]:
 _COMMENT = _columns(User.username)
 # What a write returns: only the caller writes their own comment, so its author is the caller (a
 # RETURNING clause cannot join, and SQLite's would not correlate a subquery on the comment).
-_WRITTEN = _columns(select(User.username).where(User.id == _CALLER).scalar_subquery())
+_WRITTEN = _columns(select(User.username).where(User.id == CALLER).scalar_subquery())
 
 
 def _on_task(rule: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -109,7 +106,7 @@ _ORIGIN = select(*selecting(CommentOrigin, Comment.task_id, Comment.author_id)).
 _NEW_COMMENT = select(
     bindparam("new_id", type_=Comment.id.type),
     bindparam("on_task", type_=Comment.task_id.type),
-    _CALLER,
+    CALLER,
     bindparam("new_body", type_=Comment.body.type),
     bindparam("now", type_=Comment.created_at.type),
     bindparam("now", type_=Comment.updated_at.type),
@@ -126,7 +123,7 @@ _INSERT = (
 # Only its author edits a comment, and only while they may still comment on its task.
 _UPDATE = (
     update(Comment)
-    .where(_THIS_COMMENT, Comment.author_id == _CALLER, _on_task(task_scope(Action.COMMENT)))
+    .where(_THIS_COMMENT, Comment.author_id == CALLER, _on_task(task_scope(Action.COMMENT)))
     .values(body=bindparam("new_body"), updated_at=bindparam("now"))
     .returning(*_WRITTEN)
 )
@@ -136,7 +133,7 @@ _DELETE = (
     .where(
         _THIS_COMMENT,
         or_(
-            and_(Comment.author_id == _CALLER, _on_task(task_scope(Action.COMMENT))),
+            and_(Comment.author_id == CALLER, _on_task(task_scope(Action.COMMENT))),
             _on_task(task_scope(Action.MANAGE)),
         ),
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 
 from taskhub import pagination
+from taskhub.access.roles import Action
+from taskhub.access.rules import task_access
 from taskhub.clock import new_id, utcnow
 from taskhub.comments import repository as comment_repository
 from taskhub.comments.repository import CommentRecord
@@ -18,8 +20,6 @@ from taskhub.comments.schemas import CommentCreate, CommentUpdate
 from taskhub.db.runner import Queries
 from taskhub.errors import Conflict, Forbidden, NotFound
 from taskhub.pagination import KeysetCursors, Page, Position
-from taskhub.projects.roles import Action
-from taskhub.tasks import service as task_service
 
 COMMENT_NOT_FOUND = "Comment not found"
 AUTHOR_ONLY = "Only its author may edit a comment"
@@ -51,7 +51,7 @@ async def list_comments(
         position_of=lambda comment: Position(key=comment.created_at, last_id=comment.id),
     )
     if not page.items:
-        await task_service.find_access(db, caller_id=caller_id, task_id=task_id)
+        await task_access(db, caller_id=caller_id, task_id=task_id)
     return page
 
 
@@ -68,8 +68,8 @@ async def create_comment(
         now=utcnow(),
     )
     if comment is None:
-        access = await task_service.find_access(db, caller_id=caller_id, task_id=task_id)
-        task_service.require(access, Action.COMMENT)
+        access = await task_access(db, caller_id=caller_id, task_id=task_id)
+        access.require(Action.COMMENT)
         raise Conflict(CHANGED_MEANWHILE)
     return comment
 
@@ -100,11 +100,11 @@ async def _why_refused(
     origin = await comment_repository.find_origin(db, caller_id=caller_id, comment_id=comment_id)
     if origin is None:
         return NotFound(COMMENT_NOT_FOUND)
-    access = await task_service.find_access(db, caller_id=caller_id, task_id=origin.task_id)
+    access = await task_access(db, caller_id=caller_id, task_id=origin.task_id)
     if origin.author_id == caller_id:
-        task_service.require(access, Action.COMMENT)
+        access.require(Action.COMMENT)
     elif editing:
         return Forbidden(AUTHOR_ONLY)
     else:
-        task_service.require(access, Action.MANAGE)
+        access.require(Action.MANAGE)
     return Conflict(CHANGED_MEANWHILE)

@@ -13,10 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 
 from taskhub import pagination
 from taskhub.db.runner import IntegrityViolation, Queries, selecting
-from taskhub.notifications.models import Notification
 from taskhub.pagination import Position
-from taskhub.projects.models import ProjectMember
-from taskhub.tasks.models import PENDING_WITH_DUE_DATE, Task
+from taskhub.tables import PENDING_WITH_DUE_DATE, Notification, ProjectMember, Task
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from taskhub.clock import new_id, utcnow
 from taskhub.db.runner import Queries
 from taskhub.errors import NotFound
 from taskhub.notifications import repository as notification_repository
-from taskhub.notifications.models import TASK_DUE
 from taskhub.notifications.repository import DueTask, NotificationRecord
 from taskhub.pagination import KeysetCursors, Page, Position
+from taskhub.tables import TASK_DUE
 
 logger = logging.getLogger(__name__)
 

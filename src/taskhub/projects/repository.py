@@ -17,21 +17,19 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    exists,
     func,
     insert,
     literal,
     select,
     update,
 )
-from sqlalchemy.orm import aliased
 
 from taskhub import pagination
-from taskhub.auth.models import User
+from taskhub.access.roles import Action, Role
+from taskhub.access.scope import CALLER, OWN_MEMBERSHIP, caller_may
 from taskhub.db.runner import Queries, selecting
 from taskhub.pagination import Position
-from taskhub.projects.models import Project, ProjectMember
-from taskhub.projects.roles import Action, Role, roles_allowed
+from taskhub.tables import Project, ProjectMember, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,22 +98,11 @@ _ROW = selecting(
 )
 _PROJECT = selecting(ProjectRecord, *_ROW, ProjectMember.role)
 # The caller's membership: the one scope every project query starts from.
-_CALLERS_MEMBERSHIP = and_(
-    ProjectMember.project_id == Project.id, ProjectMember.user_id == bindparam("caller_id")
-)
+_CALLERS_MEMBERSHIP = and_(ProjectMember.project_id == Project.id, OWN_MEMBERSHIP)
 _VISIBLE = select(*_PROJECT).join(ProjectMember, _CALLERS_MEMBERSHIP)
-_THIS_PROJECT = Project.id == bindparam("project_id")
+_THIS_PROJECT_ID = bindparam("project_id", type_=Project.id.type)
+_THIS_PROJECT = Project.id == _THIS_PROJECT_ID
 _GET_VISIBLE = _VISIBLE.where(_THIS_PROJECT)
-
-
-def _caller_may(action: Action) -> ColumnElement[bool]:
-    """The caller is a member of the project with a role that may take `action`."""
-    return exists().where(
-        ProjectMember.project_id == bindparam("project_id"),
-        ProjectMember.user_id == bindparam("caller_id"),
-        # One bound value per role, not an "expanding" IN: the runner compiles a statement once.
-        ProjectMember.role.in_([literal(role) for role in roles_allowed(action)]),
-    )
 
 
 _INSERT_PROJECT = insert(Project).values({column.key: bindparam(column.key) for column in _ROW})
@@ -125,19 +112,22 @@ _INSERT_MEMBER = insert(ProjectMember).values(
     role=bindparam("role"),
     added_at=bindparam("now"),
 )
-_COUNT_OWNED = select(func.count()).where(
-    ProjectMember.user_id == bindparam("caller_id"), ProjectMember.role == Role.OWNER.value
-)
+_COUNT_OWNED = select(func.count()).where(OWN_MEMBERSHIP, ProjectMember.role == Role.OWNER.value)
 _COUNT_MEMBERS = select(func.count()).where(ProjectMember.project_id == bindparam("project_id"))
-# Taken in a creating transaction, so two creations by one user cannot both pass the quota, and by
-# an account deletion, so no membership of the user can be added after its checks.
-_LOCK_CALLER = select(User.id).where(User.id == bindparam("caller_id")).with_for_update()
+# Taken in a creating transaction, so two creations by one user cannot both pass the quota.
+_LOCK_CALLER = select(User.id).where(User.id == CALLER).with_for_update()
 _DELETE_PROJECT = (
-    delete(Project).where(_THIS_PROJECT, _caller_may(Action.OWN)).returning(Project.id)
+    delete(Project)
+    .where(_THIS_PROJECT, caller_may(Action.OWN, project=_THIS_PROJECT_ID))
+    .returning(Project.id)
 )
 _DELETE_PROJECT_AT = (
     delete(Project)
-    .where(_THIS_PROJECT, _caller_may(Action.OWN), Project.version == bindparam("expected"))
+    .where(
+        _THIS_PROJECT,
+        caller_may(Action.OWN, project=_THIS_PROJECT_ID),
+        Project.version == bindparam("expected"),
+    )
     .returning(Project.id)
 )
 
@@ -147,23 +137,6 @@ async def get_visible(
 ) -> ProjectRecord | None:
     params = {"caller_id": caller_id, "project_id": project_id}
     return await db.record(_GET_VISIBLE, params, ProjectRecord)
-
-
-@lru_cache(maxsize=32)
-def _count_memberships(count: int) -> Executable:
-    chosen = [bindparam(f"project_{i}", type_=ProjectMember.project_id.type) for i in range(count)]
-    return select(func.count()).where(
-        ProjectMember.user_id == bindparam("caller_id"), ProjectMember.project_id.in_(chosen)
-    )
-
-
-async def count_memberships(
-    db: Queries, *, caller_id: uuid.UUID, project_ids: tuple[uuid.UUID, ...]
-) -> int:
-    """Of these (distinct) projects, how many the caller belongs to."""
-    params: dict[str, Any] = {f"project_{i}": pid for i, pid in enumerate(project_ids)}
-    statement = _count_memberships(len(project_ids))
-    return int(await db.scalar(statement, {**params, "caller_id": caller_id}))
 
 
 async def lock_caller(db: Queries, *, caller_id: uuid.UUID) -> None:
@@ -193,7 +166,7 @@ async def insert_member(
 def _update_statement(sent: frozenset[str], conditional: bool) -> Executable:
     values: dict[str, Any] = {name: bindparam(f"new_{name}") for name in sent}
     values.update(updated_at=bindparam("now"), version=Project.version + 1)
-    where = [_THIS_PROJECT, _caller_may(Action.MANAGE)]
+    where = [_THIS_PROJECT, caller_may(Action.MANAGE, project=_THIS_PROJECT_ID)]
     if conditional:
         where.append(Project.version == bindparam("expected"))
     return update(Project).where(*where).values(values).returning(*_ROW)
@@ -298,18 +271,19 @@ _PERSON = (
 # member writes, transfers and account deletions of one project then run one after the other,
 # and the roles they read after the lock are the ones their writes find.
 _LOCK_FOR_MEMBERSHIP = (
-    select(Project.id).where(_THIS_PROJECT, _caller_may(Action.SEE)).with_for_update(of=Project)
+    select(Project.id)
+    .where(_THIS_PROJECT, caller_may(Action.SEE, project=_THIS_PROJECT_ID))
+    .with_for_update(of=Project)
 )
 _CALLERS_ROLE = select(ProjectMember.role).where(
     ProjectMember.project_id == bindparam("project_id"),
-    ProjectMember.user_id == bindparam("caller_id"),
+    OWN_MEMBERSHIP,
 )
 # Named apart from the columns: an UPDATE may not bind a parameter under a column's name.
 _THIS_MEMBER = (
     ProjectMember.project_id == bindparam("in_project"),
     ProjectMember.user_id == bindparam("member_id"),
 )
-_CALLER = aliased(ProjectMember)
 
 
 def _member_write_allowed(action: Action | None) -> list[ColumnElement[bool]]:
@@ -323,11 +297,7 @@ def _member_write_allowed(action: Action | None) -> list[ColumnElement[bool]]:
     targets = [literal(role.value) for role in Role if role.rank < ceiling.rank]
     return [
         ProjectMember.role.in_(targets),
-        exists().where(
-            _CALLER.project_id == bindparam("in_project"),
-            _CALLER.user_id == bindparam("caller_id"),
-            _CALLER.role.in_([literal(role) for role in roles_allowed(action)]),
-        ),
+        caller_may(action, project=bindparam("in_project")),
     ]
 
 
@@ -431,53 +401,3 @@ async def hand_over(
         "to_role": to_role.value,
     }
     return await db.count(_HAND_OVER, params) > 0
-
-
-_OTHER = aliased(ProjectMember)
-_OTHER_MEMBERS = exists().where(
-    _OTHER.project_id == Project.id, _OTHER.user_id != bindparam("caller_id")
-)
-_OWNED_WITH_OTHERS = (
-    select(Project.name)
-    .join(ProjectMember, _CALLERS_MEMBERSHIP)
-    .where(ProjectMember.role == Role.OWNER.value, _OTHER_MEMBERS)
-    .order_by(Project.name)
-)
-_CALLERS_PROJECTS = select(ProjectMember.project_id).where(
-    ProjectMember.user_id == bindparam("caller_id")
-)
-_DELETE_SOLE_PROJECTS = delete(Project).where(
-    Project.id.in_(_CALLERS_PROJECTS.scalar_subquery()), ~_OTHER_MEMBERS
-)
-
-
-_LOCK_MEMBER_PROJECTS = (
-    select(Project.id)
-    .where(Project.id.in_(_CALLERS_PROJECTS.scalar_subquery()))
-    .order_by(Project.id)
-    .with_for_update(of=Project)
-)
-
-
-async def lock_member_projects(db: Queries, *, caller_id: uuid.UUID) -> frozenset[uuid.UUID]:
-    """Lock every project the caller is a member of, in one order (no deadlock between two
-    callers), as a membership change of each would; the ids locked."""
-    return frozenset(await db.records(_LOCK_MEMBER_PROJECTS, {"caller_id": caller_id}, _same_id))
-
-
-async def member_project_ids(db: Queries, *, caller_id: uuid.UUID) -> frozenset[uuid.UUID]:
-    return frozenset(await db.records(_CALLERS_PROJECTS, {"caller_id": caller_id}, _same_id))
-
-
-def _same_id(value: uuid.UUID) -> uuid.UUID:
-    return value
-
-
-async def owned_with_others(db: Queries, *, caller_id: uuid.UUID) -> list[str]:
-    """The names of the projects the caller owns that have other members."""
-    return await db.records(_OWNED_WITH_OTHERS, {"caller_id": caller_id}, str)
-
-
-async def delete_sole_projects(db: Queries, *, caller_id: uuid.UUID) -> None:
-    """The projects the caller is the only member of go (with everything in them)."""
-    await db.execute(_DELETE_SOLE_PROJECTS, {"caller_id": caller_id})

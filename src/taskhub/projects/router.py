@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
+from taskhub.access.roles import Role, role_table
 from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
@@ -16,7 +17,6 @@ from taskhub.http.responses import json_response
 from taskhub.pagination import KeysetCursors
 from taskhub.projects import service as project_service
 from taskhub.projects.repository import ProjectRecord
-from taskhub.projects.roles import Role, role_table
 from taskhub.projects.schemas import (
     MemberList,
     MemberPut,

@@ -13,6 +13,9 @@ from collections.abc import Collection
 from typing import Any
 
 from taskhub import etags, pagination
+from taskhub.access import leaving
+from taskhub.access.roles import Action, Role
+from taskhub.access.rules import ARCHIVED, PROJECT_NOT_FOUND, require_role
 from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
@@ -20,26 +23,13 @@ from taskhub.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from taskhub.pagination import KeysetCursors, Page, Position
 from taskhub.projects import repository as project_repository
 from taskhub.projects.repository import MemberRecord, Person, ProjectRecord
-from taskhub.projects.roles import LEAST_ROLE, Action, Role, may
 from taskhub.projects.schemas import ProjectCreate, ProjectUpdate
-from taskhub.tasks import repository as task_repository
 
-PROJECT_NOT_FOUND = "Project not found"
 USER_NOT_FOUND = "No such user"
 MEMBER_NOT_FOUND = "No such member"
-ARCHIVED = "The project is archived: its content is read-only until an admin unarchives it"
 OWNER_STAYS = "The owner cannot leave or be removed, nor change role: transfer ownership first"
 MEMBERS_CHANGED = "The project's members changed meanwhile; retry"
 _CREATED_AT_KEY = pagination.timestamp_key()
-
-
-def require_role(role: str, action: Action, *, archived: bool = False) -> None:
-    """403 naming the least role that may take `action`, unless `role` may; and 403 when the
-    action would write content of an archived project (`archived`). Tasks and comments ask too."""
-    if not may(Role(role), action):
-        raise Forbidden(f"Requires the {LEAST_ROLE[action].value} role in this project")
-    if archived:
-        raise Forbidden(ARCHIVED)
 
 
 def require(project: ProjectRecord, action: Action) -> None:
@@ -269,8 +259,8 @@ async def remove_member(
         person = await project_repository.find_person(
             tx, project_id=project_id, username=username.lower()
         )
-        leaving = person is not None and person.id == caller_id
-        action = None if leaving else _action_on(person)
+        leaves = person is not None and person.id == caller_id
+        action = None if leaves else _action_on(person)
         if action is not None:
             require_role(caller_role, action)
         if person is None or person.role is None:
@@ -281,9 +271,7 @@ async def remove_member(
             tx, caller_id=caller_id, action=action, project_id=project_id, member_id=person.id
         ):  # unreachable while the lock holds; the statement says the rule once more
             raise Conflict(MEMBERS_CHANGED)
-        await task_repository.unassign_member(
-            tx, project_id=project_id, member_id=person.id, now=utcnow()
-        )
+        await leaving.unassign_member(tx, project_id=project_id, member_id=person.id, now=utcnow())
 
 
 async def transfer(

@@ -1,6 +1,5 @@
-"""Every query about tasks. Each one starts from what the caller may see (`_VISIBLE`): their
-personal tasks and the tasks of the projects they belong to. A task anyone else holds is simply not
-found, and every write repeats, in its WHERE clause, the roles that may make it."""
+"""Every query about tasks. Each starts from the scope `access.scope` gives: what the caller may
+see, or may write (the roles repeated in the WHERE clause of every write)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from sqlalchemy import (
     Select,
     SmallInteger,
     Text,
-    and_,
     bindparam,
     case,
     delete,
@@ -37,11 +35,26 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from taskhub import pagination
-from taskhub.auth.models import User
+from taskhub.access.roles import Action
+from taskhub.access.scope import (
+    CALLER,
+    OWN_MEMBERSHIP,
+    OWN_TASK,
+    VISIBLE_TASK,
+    may_create_in,
+    task_scope,
+)
 from taskhub.db.runner import IntegrityViolation, Queries, selecting
-from taskhub.projects.models import Project, ProjectMember
-from taskhub.projects.roles import Action, roles_allowed
-from taskhub.tasks.models import SEARCH_SEPARATOR, IdempotencyRecord, Task, TaskQuota, TaskStatus
+from taskhub.tables import (
+    SEARCH_SEPARATOR,
+    IdempotencyRecord,
+    Project,
+    ProjectMember,
+    Task,
+    TaskQuota,
+    TaskStatus,
+    User,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +75,6 @@ class TaskRecord:
     creator_id: uuid.UUID | None
     labels: list[str]
     version: int
-
-
-@dataclass(frozen=True, slots=True)
-class TaskAccess:
-    """What the caller may do with a task they can see: `role` is their role in its project
-    (None for their personal task), `archived` whether that project is read-only."""
-
-    id: uuid.UUID
-    project_id: uuid.UUID | None
-    assignee_id: uuid.UUID | None
-    version: int
-    role: str | None
-    archived: bool
 
 
 AssigneeFilter = Literal["me", "none"] | uuid.UUID | None
@@ -122,112 +122,14 @@ _TASK = selecting(
     Task.labels,
     Task.version,
 )
-_CALLER = bindparam("caller_id", type_=Task.owner_id.type)
 _THIS_TASK = Task.id == bindparam("task_id")
-
-
-def _membership(
-    *,
-    of: Any,
-    who: Any = _CALLER,
-    roles: tuple[str, ...] = (),
-    writable: bool = False,
-    locked: bool = False,
-) -> Any:
-    """`who`'s membership (the caller's unless said) of project `of` (a column or parameter),
-    with one of `roles`; `writable`: of a live (not archived) project.
-
-    A write locks the memberships it relies on (FOR SHARE, `locked`): a removal committed first
-    makes the write find nothing, and a removal that comes later waits until the write has
-    committed. So neither a removed member's write nor a removed assignee survives a removal.
-    """
-    query = (
-        select(literal(1))
-        .select_from(ProjectMember)
-        .where(ProjectMember.project_id == of, ProjectMember.user_id == who)
-    )
-    if roles:
-        # One bound value per role, not an "expanding" IN: the runner compiles a statement once.
-        query = query.where(ProjectMember.role.in_([literal(role) for role in roles]))
-    if writable:
-        query = query.join(Project, Project.id == ProjectMember.project_id).where(
-            Project.archived.is_(False)
-        )
-    if locked:
-        query = query.with_for_update(read=True, of=ProjectMember)
-    return query.exists()
-
-
-# The one scope every read starts from: the caller's personal tasks and their projects' tasks.
-_VISIBLE = or_(Task.owner_id == _CALLER, _membership(of=Task.project_id))
-
-
-def _may_write(action: Action) -> ColumnElement[bool]:
-    """The caller's personal task, or a task of a live project where their role may `action`."""
-    return or_(
-        Task.owner_id == _CALLER,
-        _membership(of=Task.project_id, roles=roles_allowed(action), writable=True, locked=True),
-    )
-
-
-def task_scope(action: Action | None = None) -> ColumnElement[bool]:
-    """The rule on `Task` that statements reaching a task from elsewhere repeat (comments): the
-    caller sees it (no `action`), or may take `action` on it (its membership locked)."""
-    return _VISIBLE if action is None else _may_write(action)
-
-
-_GET_VISIBLE = select(*_TASK).where(_THIS_TASK, _VISIBLE)
-_ACCESS = (
-    select(
-        *selecting(
-            TaskAccess,
-            Task.id,
-            Task.project_id,
-            Task.assignee_id,
-            Task.version,
-            ProjectMember.role,
-            func.coalesce(Project.archived, False).label("archived"),
-        )
-    )
-    .outerjoin(
-        ProjectMember,
-        and_(ProjectMember.project_id == Task.project_id, ProjectMember.user_id == _CALLER),
-    )
-    .outerjoin(Project, Project.id == Task.project_id)
-    .where(_THIS_TASK, or_(Task.owner_id == _CALLER, ProjectMember.user_id.is_not(None)))
-)
-_ACCESS_FOR_UPDATE = _ACCESS.with_for_update(of=Task)
-
-
-_ASSIGNABLE = select(
-    _membership(
-        of=bindparam("project_id", type_=Task.project_id.type),
-        who=bindparam("assignee_id", type_=Task.assignee_id.type),
-        locked=True,
-    )
-)
-
-
-async def is_assignable(db: Queries, *, project_id: uuid.UUID, assignee_id: uuid.UUID) -> bool:
-    """Whether someone is a member of the project, their membership held (FOR SHARE) until the
-    transaction ends: a removal cannot slip between this check and the write that relies on it."""
-    params = {"project_id": project_id, "assignee_id": assignee_id}
-    return bool(await db.scalar(_ASSIGNABLE, params))
+_GET_VISIBLE = select(*_TASK).where(_THIS_TASK, VISIBLE_TASK)
 
 
 async def get_visible(
     db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID
 ) -> TaskRecord | None:
     return await db.record(_GET_VISIBLE, {"caller_id": caller_id, "task_id": task_id}, TaskRecord)
-
-
-async def get_access(
-    db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID, lock: bool = False
-) -> TaskAccess | None:
-    """The caller's rights on a task they can see (None if they cannot); `lock` holds the task's
-    row until the transaction ends."""
-    statement = _ACCESS_FOR_UPDATE if lock else _ACCESS
-    return await db.record(statement, {"caller_id": caller_id, "task_id": task_id}, TaskAccess)
 
 
 _WRITTEN = (*_TASK, Task.owner_id, Task.search_text, Task.label_keys)
@@ -274,18 +176,12 @@ _SCOPE = bindparam("in_scope", type_=TaskQuota.scope_id.type)
 
 
 def _create_conditions(*, in_project: bool, assigned: bool, project: str) -> list[Any]:
-    """What a create needs besides room: in a project (the parameter named `project`), the
-    caller's right to write tasks in it (live, membership locked) and an assignee who is a
-    member."""
+    """What a create needs besides room: in a project (the parameter named `project`), what
+    `access.scope.may_create_in` says."""
     if not in_project:
         return []
-    project_id = bindparam(project, type_=Task.project_id.type)
-    writer = roles_allowed(Action.WRITE_TASKS)
-    conditions = [_membership(of=project_id, roles=writer, writable=True, locked=True)]
-    if assigned:
-        assignee = bindparam("assignee_id", type_=Task.assignee_id.type)
-        conditions.append(_membership(of=project_id, who=assignee, locked=True))
-    return conditions
+    assignee = bindparam("assignee_id", type_=Task.assignee_id.type) if assigned else None
+    return may_create_in(bindparam(project, type_=Task.project_id.type), assignee=assignee)
 
 
 def _scope_held(*, in_project: bool) -> Any:
@@ -448,13 +344,13 @@ async def count_in_scope(
     return int(await db.scalar(_COUNT_IN_PROJECT, {"project_id": project_id, "quota": quota}))
 
 
-_COUNT_PERSONAL = select(_bounded_count(Task.owner_id == _CALLER))
+_COUNT_PERSONAL = select(_bounded_count(OWN_TASK))
 _COUNT_IN_PROJECT = select(_bounded_count(Task.project_id == bindparam("project_id")))
 
 
 @lru_cache(maxsize=4)
 def _delete_statement(conditional: bool) -> Executable:
-    where = [_THIS_TASK, _may_write(Action.WRITE_TASKS)]
+    where = [_THIS_TASK, task_scope(Action.WRITE_TASKS)]
     if conditional:
         where.append(Task.version == bindparam("expected"))
     return delete(Task).where(*where).returning(Task.id)
@@ -541,7 +437,7 @@ def _update_statement(columns: frozenset[str], done: bool | None, conditional: b
         values["search_text"] = kept + description_part
     elif "title" in columns:
         values["search_text"] = title_part + literal(SEARCH_SEPARATOR, Text()) + description_part
-    where = [_THIS_TASK, _may_write(Action.WRITE_TASKS)]
+    where = [_THIS_TASK, task_scope(Action.WRITE_TASKS)]
     if conditional:
         where.append(Task.version == bindparam("expected"))
     return update(Task).where(*where).values(values).returning(*_TASK)
@@ -577,45 +473,6 @@ def _carries_labels_postgresql(element: _carries_labels, compiler: SQLCompiler, 
         compiler.process(bindparam(f"label_{i}", type_=Text()), **kw) for i in range(element.count)
     )
     return f"{column} @> ARRAY[{wanted}]::text[]"
-
-
-# A change of the task like any other: a new version (ETag) and updated_at.
-_UNASSIGN_LEAVER = (
-    update(Task)
-    .where(Task.project_id == bindparam("in_project"), Task.assignee_id == bindparam("member_id"))
-    .values(assignee_id=None, version=Task.version + 1, updated_at=bindparam("now"))
-)
-
-
-async def unassign_member(
-    db: Queries, *, project_id: uuid.UUID, member_id: uuid.UUID, now: datetime
-) -> None:
-    """Someone who left the project is no longer assigned to any of its tasks."""
-    params = {"in_project": project_id, "member_id": member_id, "now": now}
-    await db.execute(_UNASSIGN_LEAVER, params)
-
-
-_LEAVER = bindparam("leaver_id", type_=Task.assignee_id.type)
-# One statement, one new version per task, whichever of the two the leaver was (or both). The
-# foreign keys' SET NULL would do the same without a new version: the ETag would not change.
-_FORGET_PERSON = (
-    update(Task)
-    .where(
-        Task.project_id.is_not(None), or_(Task.assignee_id == _LEAVER, Task.creator_id == _LEAVER)
-    )
-    .values(
-        assignee_id=case((Task.assignee_id == _LEAVER, None), else_=Task.assignee_id),
-        creator_id=case((Task.creator_id == _LEAVER, None), else_=Task.creator_id),
-        version=Task.version + 1,
-        updated_at=bindparam("now"),
-    )
-)
-
-
-async def forget_person(db: Queries, *, user_id: uuid.UUID, now: datetime) -> None:
-    """A deleted account's project tasks stay: unassigned where it was the assignee, with no
-    creator where it was the creator."""
-    await db.execute(_FORGET_PERSON, {"leaver_id": user_id, "now": now})
 
 
 @dataclass(frozen=True, slots=True)
@@ -743,7 +600,7 @@ def _page_statement(shape: _PageShape) -> Executable:
     if shape.dialect != "postgresql":
         return _walk(shape, _scopes(shape))
     if not (shape.all_projects or shape.projects):  # personal tasks only: one index walk
-        walk = _walk(shape, Task.owner_id == _CALLER)
+        walk = _walk(shape, OWN_TASK)
         return walk.execution_options(custom_plan=True) if shape.labels else walk
     # Each arm yields only the page's keys (read from its index alone when no filter needs the
     # row); the page's rows are then read by primary key: a member of n projects sorts
@@ -751,7 +608,7 @@ def _page_statement(shape: _PageShape) -> Executable:
     key_columns = [Task.id] + ([] if shape.undated else [getattr(Task, shape.order.column)])
     arms: list[Select[Any]] = []
     if shape.personal:
-        arms.append(_walk(shape, Task.owner_id == _CALLER, key_columns))
+        arms.append(_walk(shape, OWN_TASK, key_columns))
     if shape.all_projects or shape.projects:
         per_project = _walk(
             shape, Task.project_id == ProjectMember.project_id, key_columns
@@ -760,9 +617,7 @@ def _page_statement(shape: _PageShape) -> Executable:
             select(*per_project.c)
             .select_from(ProjectMember)
             .join(per_project, true())
-            .where(
-                ProjectMember.user_id == _CALLER, *_chosen_projects(shape, ProjectMember.project_id)
-            )
+            .where(OWN_MEMBERSHIP, *_chosen_projects(shape, ProjectMember.project_id))
         )
     # Ordered and limited even with one arm: the LATERAL arm alone yields a page per project.
     merged = (union_all(*arms) if len(arms) > 1 else arms[0]).subquery()
@@ -801,10 +656,10 @@ def _scopes(shape: _PageShape) -> ColumnElement[bool]:
     """Every scope the listing reads, as one condition."""
     scopes: list[ColumnElement[bool]] = []
     if shape.personal:
-        scopes.append(Task.owner_id == _CALLER)
+        scopes.append(OWN_TASK)
     if shape.all_projects or shape.projects:
         theirs = select(ProjectMember.project_id).where(
-            ProjectMember.user_id == _CALLER, *_chosen_projects(shape, ProjectMember.project_id)
+            OWN_MEMBERSHIP, *_chosen_projects(shape, ProjectMember.project_id)
         )
         scopes.append(Task.project_id.in_(theirs.scalar_subquery()))
     return or_(*scopes)
@@ -845,7 +700,7 @@ def _filter_clauses(shape: _PageShape) -> list[ColumnElement[bool]]:
     if shape.search:
         clauses.append(Task.search_text.like(bindparam("search"), escape="\\"))
     if shape.assignee == "me":
-        clauses.append(Task.assignee_id == _CALLER)
+        clauses.append(Task.assignee_id == CALLER)
     elif shape.assignee == "none":
         clauses.append(Task.assignee_id.is_(None))
     elif shape.assignee == "id":

@@ -19,8 +19,8 @@ from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
 from taskhub.http.responses import json_response
 from taskhub.pagination import KeysetCursors
 from taskhub.schemas import NoNulStr
+from taskhub.tables import SEARCH_SEPARATOR, TaskStatus
 from taskhub.tasks import service as task_service
-from taskhub.tasks.models import SEARCH_SEPARATOR, TaskStatus
 from taskhub.tasks.repository import TaskFilters, TaskRecord
 from taskhub.tasks.schemas import (
     MAX_LABELS,

@@ -24,7 +24,7 @@ from taskhub.schemas import (
     absent_or_set,
     reject_nul,
 )
-from taskhub.tasks.models import TaskPriority, TaskStatus
+from taskhub.tables import TaskPriority, TaskStatus
 from taskhub.tasks.repository import TaskRecord
 
 PriorityName = Literal["low", "medium", "high"]

@@ -19,20 +19,24 @@ from typing import Any, TypeVar
 import orjson
 
 from taskhub import etags, pagination
+from taskhub.access.roles import Action
+from taskhub.access.rules import (
+    TASK_NOT_FOUND,
+    is_member,
+    require_in_project,
+    require_member_of_all,
+    task_access,
+)
 from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
 from taskhub.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from taskhub.pagination import KeysetCursors, Page, Position
-from taskhub.projects import repository as project_repository
-from taskhub.projects.roles import Action
-from taskhub.projects.service import PROJECT_NOT_FOUND, require_role
+from taskhub.tables import SEARCH_SEPARATOR, TaskPriority, TaskStatus
 from taskhub.tasks import repository as task_repository
-from taskhub.tasks.models import SEARCH_SEPARATOR, TaskPriority, TaskStatus
-from taskhub.tasks.repository import SortOrder, TaskAccess, TaskChanges, TaskFilters, TaskRecord
+from taskhub.tasks.repository import SortOrder, TaskChanges, TaskFilters, TaskRecord
 from taskhub.tasks.schemas import TaskCreate, TaskUpdate, label_key, priority_rank, render_task
 
-TASK_NOT_FOUND = "Task not found"
 NOT_A_MEMBER = "is not a member of the task's project"
 NOT_YOURS = "a personal task can be assigned only to its creator"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -55,22 +59,6 @@ def search_text(title: str, description: str | None) -> str:
 
 def parse_sort(sort: str) -> SortOrder:
     return SortOrder(column=sort.lstrip("-"), descending=sort.startswith("-"))
-
-
-def require(access: TaskAccess, action: Action) -> None:
-    """403 naming the least role that may take `action` in the task's project, unless the
-    caller's role may; read-only while the project is archived (reads excepted)."""
-    if access.role is None:  # the caller's own personal task
-        return
-    require_role(access.role, action, archived=access.archived and action is not Action.SEE)
-
-
-async def find_access(db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID) -> TaskAccess:
-    """The caller's rights on a task; 404 if they cannot see it (for comments too)."""
-    access = await task_repository.get_access(db, caller_id=caller_id, task_id=task_id)
-    if access is None:
-        raise NotFound(TASK_NOT_FOUND)
-    return access
 
 
 def _quota_reached(settings: Settings, project_id: uuid.UUID | None, count: int) -> Conflict:
@@ -167,9 +155,13 @@ async def create_task(
             return task
     # The quota is said only once the caller is known to see the project and may write in it.
     if data.project_id is not None:
-        await _require_in_project(db, caller_id=caller_id, project_id=data.project_id)
-        if data.assignee_id is not None:
-            await _require_member(db, project_id=data.project_id, user_id=data.assignee_id)
+        await require_in_project(
+            db, caller_id=caller_id, project_id=data.project_id, action=Action.WRITE_TASKS
+        )
+        if data.assignee_id is not None and not await is_member(
+            db, project_id=data.project_id, member_id=data.assignee_id
+        ):
+            raise ValidationFailed(loc=["body", "assignee_id"], msg=NOT_A_MEMBER)
     if not count_first and not isinstance(db, Database):
         raise _CountFirst
     async with _transaction(db) as tx:
@@ -196,19 +188,6 @@ async def _recount_room(
         raise _quota_reached(settings, project_id, count)
 
 
-async def _require_in_project(db: Queries, *, caller_id: uuid.UUID, project_id: uuid.UUID) -> None:
-    """The caller may create tasks in the project: 404 if they cannot see it, 403 otherwise."""
-    project = await project_repository.get_visible(db, caller_id=caller_id, project_id=project_id)
-    if project is None:
-        raise NotFound(PROJECT_NOT_FOUND)
-    require_role(project.role, Action.WRITE_TASKS, archived=project.archived)
-
-
-async def _require_member(db: Queries, *, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    if not await task_repository.is_assignable(db, project_id=project_id, assignee_id=user_id):
-        raise ValidationFailed(loc=["body", "assignee_id"], msg=NOT_A_MEMBER)
-
-
 async def get_task(db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID) -> TaskRecord:
     task = await task_repository.get_visible(db, caller_id=caller_id, task_id=task_id)
     if task is None:
@@ -226,7 +205,7 @@ async def _expected_version(
     versions = etags.versions_named(list(if_match))
     if len(versions) == 1:
         return next(iter(versions))
-    access = await find_access(db, caller_id=caller_id, task_id=task_id)
+    access = await task_access(db, caller_id=caller_id, task_id=task_id)
     if not etags.names(if_match, access.version):
         raise PreconditionFailed()
     return access.version
@@ -236,8 +215,8 @@ async def _why_refused(
     db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID, expected: int | None
 ) -> Exception:
     """Why a write found nothing to change: 404, 403, or 412 (changed since, or meanwhile)."""
-    access = await find_access(db, caller_id=caller_id, task_id=task_id)
-    require(access, Action.WRITE_TASKS)
+    access = await task_access(db, caller_id=caller_id, task_id=task_id)
+    access.require(Action.WRITE_TASKS)
     return PreconditionFailed()
 
 
@@ -339,19 +318,17 @@ async def _move_or_assign(
     not a member of the target is cleared, unless the PATCH names one, who then must be.
     """
     async with db.transaction() as tx:
-        access = await task_repository.get_access(
-            tx, caller_id=caller_id, task_id=task_id, lock=True
-        )
-        if access is None:
-            raise NotFound(TASK_NOT_FOUND)
-        require(access, Action.WRITE_TASKS)
+        access = await task_access(tx, caller_id=caller_id, task_id=task_id, lock=True)
+        access.require(Action.WRITE_TASKS)
         if expected is not None and access.version != expected:
             raise PreconditionFailed()
         target = values.get("project_id", access.project_id)
         moved = target != access.project_id
         if moved:
             if target is not None:
-                await _require_in_project(tx, caller_id=caller_id, project_id=target)
+                await require_in_project(
+                    tx, caller_id=caller_id, project_id=target, action=Action.WRITE_TASKS
+                )
             # Room in the target, exactly: taken from a slot, or counted when the slot is empty.
             if count_first:
                 await _recount_room(tx, settings=settings, caller_id=caller_id, project_id=target)
@@ -380,7 +357,7 @@ async def _may_be_assigned(
 ) -> bool:
     if project_id is None:
         return assignee == caller_id
-    return await task_repository.is_assignable(db, project_id=project_id, assignee_id=assignee)
+    return await is_member(db, project_id=project_id, member_id=assignee)
 
 
 async def delete_task(
@@ -394,16 +371,6 @@ async def delete_task(
         raise await _why_refused(db, caller_id=caller_id, task_id=task_id, expected=expected)
 
 
-async def check_project_filter(
-    db: Queries, *, caller_id: uuid.UUID, project_ids: tuple[uuid.UUID, ...]
-) -> None:
-    """A `project_id` filter naming a project the caller cannot see is 404 (one statement)."""
-    if project_ids and await project_repository.count_memberships(
-        db, caller_id=caller_id, project_ids=project_ids
-    ) < len(project_ids):
-        raise NotFound(PROJECT_NOT_FOUND)
-
-
 async def list_tasks(
     db: Queries,
     *,
@@ -415,7 +382,7 @@ async def list_tasks(
     cursors: KeysetCursors,
 ) -> Page[TaskRecord]:
     """One page, and the cursor of the next one when there is more."""
-    await check_project_filter(db, caller_id=caller_id, project_ids=filters.project_ids)
+    await require_member_of_all(db, caller_id=caller_id, project_ids=filters.project_ids)
     order = parse_sort(sort)
     return await cursors.fetch_page(
         cursor=cursor,
