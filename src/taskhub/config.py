@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from taskhub.security.client_ip import parse_trusted_proxies
-
 Environment = Literal["development", "test", "production"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MIN_SECRET_BYTES = 32
 MIN_PRODUCTION_BCRYPT_ROUNDS = 12
@@ -229,3 +229,13 @@ def describe_validation_error(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
     return "invalid configuration: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=16)
+def parse_trusted_proxies(value: str) -> tuple[Network, ...]:
+    """`TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks; empty trusts nobody."""
+    return tuple(
+        ipaddress.ip_network(item.strip(), strict=False)
+        for item in value.split(",")
+        if item.strip()
+    )

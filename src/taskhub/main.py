@@ -13,7 +13,7 @@ from taskhub.auth import router as auth_router
 from taskhub.auth.dependencies import current_principal, oauth2_scheme
 from taskhub.auth.schemas import LoginForm, LoginJSON, PasswordChange, UserRegister
 from taskhub.comments import router as comment_router
-from taskhub.config import Settings, load_settings
+from taskhub.config import Settings, load_settings, parse_trusted_proxies
 from taskhub.db.engine import create_database
 from taskhub.errors import install_error_handlers
 from taskhub.http import health
@@ -34,7 +34,6 @@ from taskhub.notifications import router as notification_router
 from taskhub.projects import router as project_router
 from taskhub.ratelimit import RateLimiter
 from taskhub.security import common_passwords, passwords
-from taskhub.security.client_ip import parse_trusted_proxies
 from taskhub.tasks import router as task_router
 from taskhub.worker.in_process import reminder_scheduling
 

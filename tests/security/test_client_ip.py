@@ -12,8 +12,9 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
+from taskhub.config import parse_trusted_proxies
 from taskhub.main import create_app
-from taskhub.security.client_ip import client_ip, parse_trusted_proxies
+from taskhub.security.client_ip import client_ip
 from tests.conftest import client_of, make_settings
 from tests.helpers import API, DEFAULT_PASSWORD
 

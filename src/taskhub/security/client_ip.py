@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # config.py parses TRUSTED_PROXIES with this module: no web framework for that
+from taskhub.config import Network
+
+if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=16)
-def parse_trusted_proxies(value: str) -> tuple[Network, ...]:
-    """`TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks; empty trusts nobody."""
-    return tuple(
-        ipaddress.ip_network(item.strip(), strict=False)
-        for item in value.split(",")
-        if item.strip()
-    )
 
 
 def _is_trusted(address: str, trusted: Iterable[Network]) -> bool:
