@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from operator import attrgetter
+from typing import Annotated, Any, TypeVar, get_type_hints
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    create_model,
+    field_validator,
+)
+
+R = TypeVar("R")
 
 
 def reject_nul(value: str) -> str:
@@ -66,3 +80,79 @@ class InputModel(BaseModel):
 
 class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+# One shape per resource. A resource is declared once, as the record its repository selects (a
+# frozen dataclass whose fields are named after the columns they come from): its response model
+# (the OpenAPI schema), its page model and its renderer are all made from that declaration, so a
+# new field is the column, the record field and, where clients send it, the request model.
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A record field that clients see otherwise than it is stored: as `type` in the schema,
+    converted by `convert` in the JSON (a priority's rank shown by name, say)."""
+
+    type: Any
+    convert: Callable[[Any], Any]
+
+
+# A record field that is selected and used but never shown (the version behind an ETag):
+# `Annotated[int, INTERNAL]`.
+INTERNAL = object()
+
+
+def _shown_fields(record: type[Any]) -> list[tuple[str, Any, Shown | None]]:
+    """(name, type in the schema, how it is converted) of each field a client sees, in order."""
+    hints = get_type_hints(record, include_extras=True)
+    shown = []
+    for field in dataclasses.fields(record):
+        hint = hints[field.name]
+        metadata = getattr(hint, "__metadata__", ())
+        if INTERNAL in metadata:
+            continue
+        conversion = next((item for item in metadata if isinstance(item, Shown)), None)
+        shown.append((field.name, hint if conversion is None else conversion.type, conversion))
+    return shown
+
+
+# Each response model made from a record, and that record: what the tests walk.
+RECORDS: dict[type[BaseModel], type[Any]] = {}
+
+
+def read_model(record: type[Any], name: str) -> type[OutputModel]:
+    """The response model (and OpenAPI schema) of a resource, made from its record."""
+    fields: dict[str, Any] = {
+        field: (schema_type, ...) for field, schema_type, _ in _shown_fields(record)
+    }
+    model = create_model(name, __base__=OutputModel, __module__=record.__module__, **fields)
+    RECORDS[model] = record
+    return model
+
+
+def page_model(read: type[OutputModel], name: str) -> type[OutputModel]:
+    """A listing's response model: a page of `read` items and the next page's cursor."""
+    return create_model(
+        name,
+        __base__=OutputModel,
+        __module__=read.__module__,
+        items=(list[read], ...),  # type: ignore[valid-type]
+        next_cursor=(str | None, ...),
+    )
+
+
+def renderer(record: type[R]) -> Callable[[R], dict[str, Any]]:
+    """The one renderer of a resource: its record's shown fields as JSON-ready values, in the
+    schema's order. The test client checks every response against the read model."""
+    shown = _shown_fields(record)
+    names = tuple(name for name, _, _ in shown)
+    values = attrgetter(*names)
+    conversions = [(name, conversion.convert) for name, _, conversion in shown if conversion]
+
+    def render(item: R) -> dict[str, Any]:
+        rendered = dict(zip(names, values(item), strict=True))
+        for name, convert in conversions:
+            rendered[name] = convert(rendered[name])
+        return rendered
+
+    return render

@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 
 from taskhub.config import Settings
+from taskhub.http.pages import listing_scope
 from taskhub.security.signing import derive_key, sign
 from taskhub.tasks.repository import SortOrder, TaskFilters
-from taskhub.tasks.service import listing_scope
+from taskhub.tasks.router import listing_bound_to
 from tests.helpers import ApiUser, assert_problem, create_task
 from tests.tasks.helpers import (
     SORTS,
@@ -369,7 +370,8 @@ async def test_another_users_cursor_is_422(
 def forged(settings: Settings, owner_id: str, sort: str, payload: dict[str, Any]) -> str:
     """A cursor with a valid MAC but contents the server never issues."""
     order = SortOrder(column=sort.lstrip("-"), descending=sort.startswith("-"))
-    scope = listing_scope(caller_id=uuid.UUID(owner_id), order=order, filters=TaskFilters())
+    bound_to = listing_bound_to(caller_id=uuid.UUID(owner_id), order=order, filters=TaskFilters())
+    scope = listing_scope(bound_to)
     key = derive_key(settings.JWT_SECRET.get_secret_value(), "task-cursor")
     return sign({"v": 1, "s": scope, **payload}, key)
 

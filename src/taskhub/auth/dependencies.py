@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from taskhub.auth import repository as auth_repository
-from taskhub.auth.repository import Account
+from taskhub.auth.schemas import Account
 from taskhub.auth.service import token_codec
 from taskhub.clock import utcnow
 from taskhub.config import Settings

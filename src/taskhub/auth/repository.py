@@ -10,17 +10,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
-from taskhub.db.runner import Queries, selecting
+from taskhub.auth.schemas import Account, SessionRecord
+from taskhub.db.runner import Queries, columns_of, selecting
 from taskhub.tables import RefreshToken, User, UserSession
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """What a client may see of an account."""
-
-    id: uuid.UUID
-    username: str
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +41,7 @@ class StartedSession:
     expires_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    id: uuid.UUID
-    created_at: datetime
-    last_used_at: datetime
-    expires_at: datetime
-    user_agent: str | None
-
-
-_ACCOUNT = selecting(Account, User.id, User.username, User.created_at)
+_ACCOUNT = columns_of(Account, User)
 
 _INSERT_USER = (
     upsert(User)

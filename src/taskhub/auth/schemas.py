@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.json_schema import SkipJsonSchema
 
-from taskhub.auth.repository import Account, SessionRecord
-from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
+from taskhub.schemas import InputModel, OutputModel, UTCTimestamp, read_model, renderer
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
@@ -64,6 +64,28 @@ class RefreshRequest(InputModel):
     refresh_token: str = Field(json_schema_extra={"pattern": JWT_PATTERN})
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account, as the repository selects it and `/users/me` returns it."""
+
+    id: uuid.UUID
+    username: str
+    created_at: UTCTimestamp
+
+
+UserRead = read_model(Account, "UserRead")
+render_account = renderer(Account)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: uuid.UUID
+    created_at: UTCTimestamp
+    last_used_at: UTCTimestamp
+    expires_at: UTCTimestamp
+    user_agent: str | None
+
+
 class TokenPair(OutputModel):
     access_token: str
     refresh_token: str
@@ -84,18 +106,8 @@ class SessionList(OutputModel):
     items: list[SessionRead]
 
 
-class UserRead(OutputModel):
-    id: uuid.UUID
-    username: str
-    created_at: UTCTimestamp
-
-
 # The renderers: each resource's JSON, written once, for every route that returns it. Their
 # output is checked against the models above by the test client on every response (tests/).
-def render_account(account: Account) -> dict[str, Any]:
-    return {"id": account.id, "username": account.username, "created_at": account.created_at}
-
-
 def render_session(session: SessionRecord, *, current: uuid.UUID) -> dict[str, Any]:
     return {
         "id": session.id,

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from taskhub.access import leaving
 from taskhub.auth import repository as auth_repository
 from taskhub.auth.password_rules import check_new_password
-from taskhub.auth.repository import Account, Credentials, SessionRecord
+from taskhub.auth.repository import Credentials
+from taskhub.auth.schemas import Account, SessionRecord
 from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
@@ -94,17 +95,15 @@ async def login(
     and both count towards the failed-login limits; while limited, even the right password is 429.
     The limits are decided before the hash queue: over a limit is 429, never 503.
     """
-    attempt = await limiter.admit_login(username=username, ip=client_ip)
-    account = await check_admitted_password(
+    account, attempt = await _password_checked(
         db,
         settings=settings,
         limiter=limiter,
-        attempt=attempt,
+        client_ip=client_ip,
         username=username,
         password=password,
+        refusal=BAD_CREDENTIALS,
     )
-    if account is None:
-        raise Unauthorized(BAD_CREDENTIALS)
     now = utcnow()
     # The password was checked before: no connection is held while bcrypt runs.
     async with db.transaction() as tx:
@@ -150,7 +149,33 @@ async def refusal_while_hashing_full(
     return passwords.HashingBusy()
 
 
-async def check_admitted_password(
+async def _password_checked(
+    db: Queries,
+    *,
+    settings: Settings,
+    limiter: RateLimiter,
+    client_ip: str,
+    username: str,
+    password: str,
+    refusal: str,
+) -> tuple[Credentials, LoginAttempt]:
+    """The account whose password this is, and its attempt, admitted under the login limits
+    (429 past them, before the hash queue); 401 with `refusal` for a wrong password."""
+    attempt = await limiter.admit_login(username=username, ip=client_ip)
+    account = await _check_admitted_password(
+        db,
+        settings=settings,
+        limiter=limiter,
+        attempt=attempt,
+        username=username,
+        password=password,
+    )
+    if account is None:
+        raise Unauthorized(refusal)
+    return account, attempt
+
+
+async def _check_admitted_password(
     db: Queries,
     *,
     settings: Settings,
@@ -327,17 +352,15 @@ async def change_password(
     A wrong current password counts as a failed login, so a stolen access token cannot be used
     to guess the password faster than the login form allows.
     """
-    attempt = await limiter.admit_login(username=username, ip=client_ip)
-    account = await check_admitted_password(
+    account, attempt = await _password_checked(
         db,
         settings=settings,
         limiter=limiter,
-        attempt=attempt,
+        client_ip=client_ip,
         username=username,
         password=current_password,
+        refusal=WRONG_CURRENT_PASSWORD,
     )
-    if account is None:
-        raise Unauthorized(WRONG_CURRENT_PASSWORD)
     await limiter.login_succeeded(attempt)
     check_new_password(
         new_password,

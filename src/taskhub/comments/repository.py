@@ -25,23 +25,10 @@ from sqlalchemy import (
 from taskhub import pagination
 from taskhub.access.roles import Action
 from taskhub.access.scope import CALLER, task_scope
-from taskhub.db.runner import Queries, selecting
+from taskhub.comments.schemas import CommentRecord
+from taskhub.db.runner import Queries, columns_of, selecting
 from taskhub.pagination import Position
 from taskhub.tables import Comment, Task, User
-
-
-@dataclass(frozen=True, slots=True)
-class CommentRecord:
-    """What a client sees of a comment: `author` is the author's username (None once the account
-    is deleted)."""
-
-    id: uuid.UUID
-    task_id: uuid.UUID
-    author_id: uuid.UUID | None
-    author: str | None
-    body: str
-    created_at: datetime
-    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +45,7 @@ _THIS_COMMENT = Comment.id == bindparam("comment_id", type_=Comment.id.type)
 
 
 def _columns(author: Any) -> tuple[Any, ...]:
-    return selecting(
-        CommentRecord,
-        Comment.id,
-        Comment.task_id,
-        Comment.author_id,
-        author.label("author"),
-        Comment.body,
-        Comment.created_at,
-        Comment.updated_at,
-    )
+    return columns_of(CommentRecord, Comment, author=author)
 
 
 _COMMENT = _columns(User.username)

@@ -18,14 +18,13 @@ from taskhub.comments.schemas import (
 )
 from taskhub.http.dependencies import Db
 from taskhub.http.openapi import error_responses
-from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
+from taskhub.http.pages import Listing, listing
 from taskhub.http.responses import json_response
-from taskhub.pagination import KeysetCursors
 
 router = APIRouter(tags=["comments"])
 
 
-comment_cursors = cursors_of("comment")
+comment_listing = listing("comment")
 
 
 @router.get(
@@ -37,20 +36,14 @@ async def list_comments(
     task_id: uuid.UUID,
     principal: CurrentPrincipal,
     db: Db,
-    cursors: Annotated[KeysetCursors, Depends(comment_cursors)],
-    limit: PageLimit = 20,
-    cursor: PageCursor = None,
+    listing: Annotated[Listing, Depends(comment_listing)],
 ) -> Response:
     """A task's comments, oldest first, for whoever sees the task."""
-    page = await comment_service.list_comments(
-        db,
-        caller_id=principal.user_id,
-        task_id=task_id,
-        limit=limit,
-        cursor=cursor,
-        cursors=cursors,
+    page = listing.page(bound_to={"reader": str(principal.user_id), "task": str(task_id)})
+    rows = await comment_service.list_comments(
+        db, caller_id=principal.user_id, task_id=task_id, after=page.after, limit=page.limit
     )
-    return page_response(page, render_comment)
+    return page.response(rows, render_comment)
 
 
 @router.post(

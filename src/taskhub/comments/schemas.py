@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import Field
 
-from taskhub.comments.repository import CommentRecord
-from taskhub.schemas import InputModel, OutputModel, UTCTimestamp
+from taskhub.schemas import InputModel, UTCTimestamp, page_model, read_model, renderer
 
 # Kept as written (not trimmed): a comment's layout is its author's.
 Body = Annotated[str, Field(min_length=1, max_length=10_000)]
@@ -22,7 +22,11 @@ class CommentUpdate(InputModel):
     body: Body
 
 
-class CommentRead(OutputModel):
+@dataclass(frozen=True, slots=True)
+class CommentRecord:
+    """A comment, as the repository selects it and every route returns it: `author` is the
+    author's username (None once the account is deleted)."""
+
     id: uuid.UUID
     task_id: uuid.UUID
     author_id: uuid.UUID | None
@@ -32,19 +36,6 @@ class CommentRead(OutputModel):
     updated_at: UTCTimestamp
 
 
-class CommentPage(OutputModel):
-    items: list[CommentRead]
-    next_cursor: str | None
-
-
-def render_comment(comment: CommentRecord) -> dict[str, Any]:
-    """CommentRead's JSON, for every route that returns a comment."""
-    return {
-        "id": comment.id,
-        "task_id": comment.task_id,
-        "author_id": comment.author_id,
-        "author": comment.author,
-        "body": comment.body,
-        "created_at": comment.created_at,
-        "updated_at": comment.updated_at,
-    }
+CommentRead = read_model(CommentRecord, "CommentRead")
+CommentPage = page_model(CommentRead, "CommentPage")
+render_comment = renderer(CommentRecord)

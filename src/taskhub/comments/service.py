@@ -10,49 +10,33 @@ from __future__ import annotations
 
 import uuid
 
-from taskhub import pagination
 from taskhub.access.roles import Action
 from taskhub.access.rules import task_access
 from taskhub.clock import new_id, utcnow
 from taskhub.comments import repository as comment_repository
-from taskhub.comments.repository import CommentRecord
-from taskhub.comments.schemas import CommentCreate, CommentUpdate
+from taskhub.comments.schemas import CommentCreate, CommentRecord, CommentUpdate
 from taskhub.db.runner import Queries
 from taskhub.errors import Conflict, Forbidden, NotFound
-from taskhub.pagination import KeysetCursors, Page, Position
+from taskhub.pagination import Position
 
 COMMENT_NOT_FOUND = "Comment not found"
 AUTHOR_ONLY = "Only its author may edit a comment"
 CHANGED_MEANWHILE = "The task's project changed meanwhile; retry"
-_CREATED_AT_KEY = pagination.timestamp_key()
 
 
 async def list_comments(
-    db: Queries,
-    *,
-    caller_id: uuid.UUID,
-    task_id: uuid.UUID,
-    limit: int,
-    cursor: str | None,
-    cursors: KeysetCursors,
-) -> Page[CommentRecord]:
-    """A task's comments, oldest first, one keyset page at a time; 404 if the task is hidden.
+    db: Queries, *, caller_id: uuid.UUID, task_id: uuid.UUID, after: Position | None, limit: int
+) -> list[CommentRecord]:
+    """A task's comments, oldest first, from `after` on; 404 if the task is hidden.
 
     The page's query holds the task's visibility itself: only an empty page needs the task
     looked up, to tell a task without (more) comments from one the caller cannot see."""
-    page = await cursors.fetch_page(
-        cursor=cursor,
-        scope=pagination.listing_scope({"reader": str(caller_id), "task": str(task_id)}),
-        parse_key=_CREATED_AT_KEY,
-        limit=limit,
-        fetch=lambda after, count: comment_repository.list_visible(
-            db, caller_id=caller_id, task_id=task_id, after=after, limit=count
-        ),
-        position_of=lambda comment: Position(key=comment.created_at, last_id=comment.id),
+    rows = await comment_repository.list_visible(
+        db, caller_id=caller_id, task_id=task_id, after=after, limit=limit
     )
-    if not page.items:
+    if not rows:
         await task_access(db, caller_id=caller_id, task_id=task_id)
-    return page
+    return rows
 
 
 async def create_comment(

@@ -58,6 +58,22 @@ def selecting(record: type[Any], *columns: Any) -> tuple[Any, ...]:
     return columns
 
 
+def columns_of(record: type[Any], *tables: Any, **named: Any) -> tuple[Any, ...]:
+    """The columns to select into `record`, found by its fields' names: an expression given for
+    the name (labelled with it), else the column of that name of the first of `tables` that has
+    one. Adding a field to a record is then adding its column: the statement follows."""
+    columns = []
+    for field in dataclasses.fields(record):
+        if field.name in named:
+            columns.append(named[field.name].label(field.name))
+            continue
+        owner = next((table for table in tables if hasattr(table, field.name)), None)
+        if owner is None:
+            raise TypeError(f"{record.__name__}.{field.name} is no column of the tables given")
+        columns.append(getattr(owner, field.name))
+    return selecting(record, *columns)
+
+
 class Queries(ABC):
     """What every handle offers; backends only say how one statement is sent."""
 

@@ -12,19 +12,10 @@ from sqlalchemy import bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
 from taskhub import pagination
-from taskhub.db.runner import IntegrityViolation, Queries, selecting
+from taskhub.db.runner import IntegrityViolation, Queries, columns_of, selecting
+from taskhub.notifications.schemas import NotificationRecord
 from taskhub.pagination import Position
 from taskhub.tables import PENDING_WITH_DUE_DATE, Notification, ProjectMember, Task
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationRecord:
-    id: uuid.UUID
-    task_id: uuid.UUID | None
-    kind: str
-    message: str
-    created_at: datetime
-    read_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +26,7 @@ class DueTask:
     due_at: datetime
 
 
-_NOTIFICATION = selecting(
-    NotificationRecord,
-    Notification.id,
-    Notification.task_id,
-    Notification.kind,
-    Notification.message,
-    Notification.created_at,
-    Notification.read_at,
-)
+_NOTIFICATION = columns_of(NotificationRecord, Notification)
 _OWNER_SCOPE = Notification.user_id == bindparam("caller_id")
 _OWNED = select(*_NOTIFICATION).where(_OWNER_SCOPE)
 # Newest first: a walk of the (user_id, created_at, id) index backwards.

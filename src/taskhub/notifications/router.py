@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.http.dependencies import Db
 from taskhub.http.openapi import error_responses
-from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
+from taskhub.http.pages import Listing, listing
 from taskhub.http.responses import json_response
 from taskhub.notifications import service as notification_service
 from taskhub.notifications.schemas import (
@@ -18,33 +18,27 @@ from taskhub.notifications.schemas import (
     NotificationRead,
     render_notification,
 )
-from taskhub.pagination import KeysetCursors
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 
-notification_cursors = cursors_of("notification")
+notification_listing = listing("notification")
 
 
 @router.get("", response_model=NotificationPage, responses=error_responses(401, 422))
 async def list_notifications(
+    *,
     principal: CurrentPrincipal,
     db: Db,
-    cursors: Annotated[KeysetCursors, Depends(notification_cursors)],
     unread: bool = False,
-    limit: PageLimit = 20,
-    cursor: PageCursor = None,
+    listing: Annotated[Listing, Depends(notification_listing)],
 ) -> Response:
     """The caller's notifications, newest first; `unread=true` for unread ones only."""
-    page = await notification_service.list_notifications(
-        db,
-        user_id=principal.user_id,
-        unread_only=unread,
-        limit=limit,
-        cursor=cursor,
-        cursors=cursors,
+    page = listing.page(bound_to={"user": str(principal.user_id), "unread": unread})
+    rows = await notification_service.list_notifications(
+        db, user_id=principal.user_id, unread_only=unread, after=page.after, limit=page.limit
     )
-    return page_response(page, render_notification)
+    return page.response(rows, render_notification)
 
 
 @router.post(

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
-from taskhub.notifications.repository import NotificationRecord
-from taskhub.schemas import OutputModel, UTCTimestamp
+from taskhub.schemas import UTCTimestamp, page_model, read_model, renderer
 
 
-class NotificationRead(OutputModel):
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    """A notification, as the repository selects it and every route returns it."""
+
     id: uuid.UUID
     task_id: uuid.UUID | None
     kind: Literal["task_due"]
@@ -16,18 +19,6 @@ class NotificationRead(OutputModel):
     read_at: UTCTimestamp | None
 
 
-class NotificationPage(OutputModel):
-    items: list[NotificationRead]
-    next_cursor: str | None
-
-
-def render_notification(notification: NotificationRecord) -> dict[str, Any]:
-    """NotificationRead's JSON, for every route that returns a notification."""
-    return {
-        "id": notification.id,
-        "task_id": notification.task_id,
-        "kind": notification.kind,
-        "message": notification.message,
-        "created_at": notification.created_at,
-        "read_at": notification.read_at,
-    }
+NotificationRead = read_model(NotificationRecord, "NotificationRead")
+NotificationPage = page_model(NotificationRead, "NotificationPage")
+render_notification = renderer(NotificationRecord)

@@ -7,20 +7,19 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskhub import pagination
 from taskhub.clock import new_id, utcnow
 from taskhub.db.runner import Queries
 from taskhub.errors import NotFound
 from taskhub.notifications import repository as notification_repository
-from taskhub.notifications.repository import DueTask, NotificationRecord
-from taskhub.pagination import KeysetCursors, Page, Position
+from taskhub.notifications.repository import DueTask
+from taskhub.notifications.schemas import NotificationRecord
+from taskhub.pagination import Position
 from taskhub.tables import TASK_DUE
 
 logger = logging.getLogger(__name__)
 
 SCAN_BATCH_SIZE = 500
 NOTIFICATION_NOT_FOUND = "Notification not found"
-_CREATED_AT_KEY = pagination.timestamp_key()
 
 
 async def scan_due_reminders(
@@ -70,24 +69,11 @@ def _reminder_row(task: DueTask, now: datetime) -> dict[str, Any]:
 
 
 async def list_notifications(
-    db: Queries,
-    *,
-    user_id: uuid.UUID,
-    unread_only: bool,
-    limit: int,
-    cursor: str | None,
-    cursors: KeysetCursors,
-) -> Page[NotificationRecord]:
-    """Newest first, one keyset page at a time."""
-    return await cursors.fetch_page(
-        cursor=cursor,
-        scope=pagination.listing_scope({"user": str(user_id), "unread": unread_only}),
-        parse_key=_CREATED_AT_KEY,
-        limit=limit,
-        fetch=lambda after, count: notification_repository.list_owned(
-            db, user_id=user_id, unread_only=unread_only, after=after, limit=count
-        ),
-        position_of=lambda row: Position(key=row.created_at, last_id=row.id),
+    db: Queries, *, user_id: uuid.UUID, unread_only: bool, after: Position | None, limit: int
+) -> list[NotificationRecord]:
+    """Newest first, from `after` on."""
+    return await notification_repository.list_owned(
+        db, user_id=user_id, unread_only=unread_only, after=after, limit=limit
     )
 
 

@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Executable,
+    String,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -27,55 +29,10 @@ from sqlalchemy import (
 from taskhub import pagination
 from taskhub.access.roles import Action, Role
 from taskhub.access.scope import CALLER, OWN_MEMBERSHIP, caller_may
-from taskhub.db.runner import Queries, selecting
+from taskhub.db.runner import Queries, columns_of, selecting
 from taskhub.pagination import Position
+from taskhub.projects.schemas import MemberRecord, ProjectRecord
 from taskhub.tables import Project, ProjectMember, User
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectRow:
-    id: uuid.UUID
-    name: str
-    description: str | None
-    archived: bool
-    created_at: datetime
-    updated_at: datetime
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectRecord:
-    """A project as its member sees it: `role` is the caller's."""
-
-    id: uuid.UUID
-    name: str
-    description: str | None
-    archived: bool
-    created_at: datetime
-    updated_at: datetime
-    version: int
-    role: str
-
-    @classmethod
-    def of(cls, row: ProjectRow, *, role: str) -> ProjectRecord:
-        return cls(
-            id=row.id,
-            name=row.name,
-            description=row.description,
-            archived=row.archived,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            version=row.version,
-            role=role,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class MemberRecord:
-    user_id: uuid.UUID
-    username: str
-    role: str
-    added_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +43,9 @@ class Person:
     role: str | None
 
 
-_ROW = selecting(
-    ProjectRow,
-    Project.id,
-    Project.name,
-    Project.description,
-    Project.archived,
-    Project.created_at,
-    Project.updated_at,
-    Project.version,
-)
-_PROJECT = selecting(ProjectRecord, *_ROW, ProjectMember.role)
+_PROJECT = columns_of(ProjectRecord, Project, ProjectMember)
+# A project's own columns: what a create inserts.
+_STORED = tuple(column for column in _PROJECT if column.key != "role")
 # The caller's membership: the one scope every project query starts from.
 _CALLERS_MEMBERSHIP = and_(ProjectMember.project_id == Project.id, OWN_MEMBERSHIP)
 _VISIBLE = select(*_PROJECT).join(ProjectMember, _CALLERS_MEMBERSHIP)
@@ -105,7 +54,7 @@ _THIS_PROJECT = Project.id == _THIS_PROJECT_ID
 _GET_VISIBLE = _VISIBLE.where(_THIS_PROJECT)
 
 
-_INSERT_PROJECT = insert(Project).values({column.key: bindparam(column.key) for column in _ROW})
+_INSERT_PROJECT = insert(Project).values({column.key: bindparam(column.key) for column in _STORED})
 _INSERT_MEMBER = insert(ProjectMember).values(
     project_id=bindparam("project_id"),
     user_id=bindparam("member_id"),
@@ -169,7 +118,14 @@ def _update_statement(sent: frozenset[str], conditional: bool) -> Executable:
     where = [_THIS_PROJECT, caller_may(Action.MANAGE, project=_THIS_PROJECT_ID)]
     if conditional:
         where.append(Project.version == bindparam("expected"))
-    return update(Project).where(*where).values(values).returning(*_ROW)
+    # The caller's role, unchanged by the update, is returned as it was read.
+    role = cast(bindparam("caller_role", type_=String()), String())
+    return (
+        update(Project)
+        .where(*where)
+        .values(values)
+        .returning(*columns_of(ProjectRecord, Project, role=role))
+    )
 
 
 async def update_project(
@@ -184,13 +140,17 @@ async def update_project(
 ) -> ProjectRecord | None:
     """Apply the change whole if the caller may still manage the project (and, with
     `expected_version`, if it is still that version); None otherwise."""
-    params: dict[str, Any] = {"caller_id": caller_id, "project_id": project_id, "now": now}
+    params: dict[str, Any] = {
+        "caller_id": caller_id,
+        "project_id": project_id,
+        "now": now,
+        "caller_role": role,
+    }
     params.update({f"new_{name}": value for name, value in values.items()})
     if expected_version is not None:
         params["expected"] = expected_version
     statement = _update_statement(frozenset(values), expected_version is not None)
-    row = await db.record(statement, params, ProjectRow)
-    return None if row is None else ProjectRecord.of(row, role=role)
+    return await db.record(statement, params, ProjectRecord)
 
 
 async def delete_project(
@@ -235,15 +195,7 @@ async def list_visible(
 
 
 _MEMBERS = (
-    select(
-        *selecting(
-            MemberRecord,
-            ProjectMember.user_id,
-            User.username,
-            ProjectMember.role,
-            ProjectMember.added_at,
-        )
-    )
+    select(*columns_of(MemberRecord, ProjectMember, User))
     .join(User, User.id == ProjectMember.user_id)
     .where(ProjectMember.project_id == bindparam("project_id"))
     .order_by(

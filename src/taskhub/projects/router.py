@@ -7,16 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
+from taskhub import etags
 from taskhub.access.roles import Role, role_table
 from taskhub.auth.dependencies import CurrentPrincipal
 from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
 from taskhub.http.openapi import error_responses
-from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
+from taskhub.http.pages import Listing, listing
 from taskhub.http.responses import json_response
-from taskhub.pagination import KeysetCursors
 from taskhub.projects import service as project_service
-from taskhub.projects.repository import ProjectRecord
 from taskhub.projects.schemas import (
     MemberList,
     MemberPut,
@@ -24,10 +23,10 @@ from taskhub.projects.schemas import (
     ProjectCreate,
     ProjectPage,
     ProjectRead,
+    ProjectRecord,
     ProjectUpdate,
     RoleTable,
     TransferRequest,
-    etag,
     render_member,
     render_project,
 )
@@ -35,11 +34,11 @@ from taskhub.projects.schemas import (
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
-project_cursors = cursors_of("project")
+project_listing = listing("project")
 
 
 def _project_response(project: ProjectRecord, *, status_code: int = 200) -> Response:
-    headers = {"ETag": etag(project)}
+    headers = {"ETag": etags.etag(project.version)}
     if status_code == status.HTTP_201_CREATED:
         headers["Location"] = f"/api/v1/projects/{project.id}"
     return json_response(render_project(project), status_code=status_code, headers=headers)
@@ -69,23 +68,18 @@ async def create_project(
 
 @router.get("", response_model=ProjectPage, responses=error_responses(401, 422))
 async def list_projects(
+    *,
     principal: CurrentPrincipal,
     db: Db,
-    cursors: Annotated[KeysetCursors, Depends(project_cursors)],
     archived: bool | None = None,
-    limit: PageLimit = 20,
-    cursor: PageCursor = None,
+    listing: Annotated[Listing, Depends(project_listing)],
 ) -> Response:
     """The projects the caller belongs to, newest first; `archived` filters."""
-    page = await project_service.list_projects(
-        db,
-        caller_id=principal.user_id,
-        archived=archived,
-        limit=limit,
-        cursor=cursor,
-        cursors=cursors,
+    page = listing.page(bound_to={"member": str(principal.user_id), "archived": archived})
+    rows = await project_service.list_projects(
+        db, caller_id=principal.user_id, archived=archived, after=page.after, limit=page.limit
     )
-    return page_response(page, render_project)
+    return page.response(rows, render_project)
 
 
 @router.get("/{project_id}", response_model=ProjectRead, responses=error_responses(401, 404, 422))

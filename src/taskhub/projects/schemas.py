@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from taskhub import etags
-from taskhub.projects.repository import MemberRecord, ProjectRecord
-from taskhub.schemas import InputModel, OutputModel, UTCTimestamp, absent_or_set
+from taskhub.schemas import (
+    INTERNAL,
+    InputModel,
+    OutputModel,
+    UTCTimestamp,
+    absent_or_set,
+    page_model,
+    read_model,
+    renderer,
+)
 
 RoleName = Literal["owner", "admin", "editor", "commenter", "viewer"]
 # `owner` is not a role one can set: ownership moves only by transfer.
@@ -36,34 +44,8 @@ class ProjectUpdate(InputModel):
         return value
 
 
-class ProjectRead(OutputModel):
-    id: uuid.UUID
-    name: str
-    description: str | None
-    archived: bool
-    role: RoleName
-    created_at: UTCTimestamp
-    updated_at: UTCTimestamp
-
-
-class ProjectPage(OutputModel):
-    items: list[ProjectRead]
-    next_cursor: str | None
-
-
 class MemberPut(InputModel):
     role: MemberRole
-
-
-class MemberRead(OutputModel):
-    user_id: uuid.UUID
-    username: str
-    role: RoleName
-    added_at: UTCTimestamp
-
-
-class MemberList(OutputModel):
-    items: list[MemberRead]
 
 
 class TransferRequest(InputModel):
@@ -79,28 +61,35 @@ class RoleTable(OutputModel):
     roles: list[RoleRead]
 
 
-def render_project(project: ProjectRecord) -> dict[str, Any]:
-    """ProjectRead's JSON, for every route that returns a project."""
-    return {
-        "id": project.id,
-        "name": project.name,
-        "description": project.description,
-        "archived": project.archived,
-        "role": project.role,
-        "created_at": project.created_at,
-        "updated_at": project.updated_at,
-    }
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    """A project as its member sees it (`role` is the caller's), as the repository selects it
+    and every route returns it; `version` is the ETag."""
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    archived: bool
+    role: RoleName
+    created_at: UTCTimestamp
+    updated_at: UTCTimestamp
+    version: Annotated[int, INTERNAL]
 
 
-def render_member(member: MemberRecord) -> dict[str, Any]:
-    return {
-        "user_id": member.user_id,
-        "username": member.username,
-        "role": member.role,
-        "added_at": member.added_at,
-    }
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    user_id: uuid.UUID
+    username: str
+    role: RoleName
+    added_at: UTCTimestamp
 
 
-def etag(project: ProjectRecord) -> str:
-    """A strong validator: the version moves on with every change of the project."""
-    return etags.etag(project.version)
+ProjectRead = read_model(ProjectRecord, "ProjectRead")
+ProjectPage = page_model(ProjectRead, "ProjectPage")
+render_project = renderer(ProjectRecord)
+MemberRead = read_model(MemberRecord, "MemberRead")
+render_member = renderer(MemberRecord)
+
+
+class MemberList(OutputModel):
+    items: list[MemberRead]  # type: ignore[valid-type]

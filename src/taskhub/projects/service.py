@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from taskhub import etags, pagination
+from taskhub import etags
 from taskhub.access import leaving
 from taskhub.access.roles import Action, Role
 from taskhub.access.rules import ARCHIVED, PROJECT_NOT_FOUND, require_role
@@ -20,16 +20,15 @@ from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
 from taskhub.errors import Conflict, Forbidden, NotFound, PreconditionFailed
-from taskhub.pagination import KeysetCursors, Page, Position
+from taskhub.pagination import Position
 from taskhub.projects import repository as project_repository
-from taskhub.projects.repository import MemberRecord, Person, ProjectRecord
-from taskhub.projects.schemas import ProjectCreate, ProjectUpdate
+from taskhub.projects.repository import Person
+from taskhub.projects.schemas import MemberRecord, ProjectCreate, ProjectRecord, ProjectUpdate
 
 USER_NOT_FOUND = "No such user"
 MEMBER_NOT_FOUND = "No such member"
 OWNER_STAYS = "The owner cannot leave or be removed, nor change role: transfer ownership first"
 MEMBERS_CHANGED = "The project's members changed meanwhile; retry"
-_CREATED_AT_KEY = pagination.timestamp_key()
 
 
 def require(project: ProjectRecord, action: Action) -> None:
@@ -84,24 +83,11 @@ async def create_project(
 
 
 async def list_projects(
-    db: Queries,
-    *,
-    caller_id: uuid.UUID,
-    archived: bool | None,
-    limit: int,
-    cursor: str | None,
-    cursors: KeysetCursors,
-) -> Page[ProjectRecord]:
-    """The caller's projects, newest first, one keyset page at a time."""
-    return await cursors.fetch_page(
-        cursor=cursor,
-        scope=pagination.listing_scope({"member": str(caller_id), "archived": archived}),
-        parse_key=_CREATED_AT_KEY,
-        limit=limit,
-        fetch=lambda after, count: project_repository.list_visible(
-            db, caller_id=caller_id, archived=archived, after=after, limit=count
-        ),
-        position_of=lambda project: Position(key=project.created_at, last_id=project.id),
+    db: Queries, *, caller_id: uuid.UUID, archived: bool | None, after: Position | None, limit: int
+) -> list[ProjectRecord]:
+    """The caller's projects, newest first, from `after` on."""
+    return await project_repository.list_visible(
+        db, caller_id=caller_id, archived=archived, after=after, limit=limit
     )
 
 

@@ -44,7 +44,7 @@ from taskhub.access.scope import (
     may_create_in,
     task_scope,
 )
-from taskhub.db.runner import IntegrityViolation, Queries, selecting
+from taskhub.db.runner import IntegrityViolation, Queries, columns_of, selecting
 from taskhub.tables import (
     SEARCH_SEPARATOR,
     IdempotencyRecord,
@@ -55,27 +55,7 @@ from taskhub.tables import (
     TaskStatus,
     User,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    """What a client sees of a task; `priority` is the stored rank, `version` makes the ETag."""
-
-    id: uuid.UUID
-    project_id: uuid.UUID | None
-    title: str
-    description: str | None
-    status: str
-    priority: int
-    due_at: datetime | None
-    completed_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    assignee_id: uuid.UUID | None
-    creator_id: uuid.UUID | None
-    labels: list[str]
-    version: int
-
+from taskhub.tasks.schemas import TaskRecord
 
 AssigneeFilter = Literal["me", "none"] | uuid.UUID | None
 
@@ -105,23 +85,7 @@ class TaskChanges:
     description_search: str | None = None  # the folded description, when it changes
 
 
-_TASK = selecting(
-    TaskRecord,
-    Task.id,
-    Task.project_id,
-    Task.title,
-    Task.description,
-    Task.status,
-    Task.priority,
-    Task.due_at,
-    Task.completed_at,
-    Task.created_at,
-    Task.updated_at,
-    Task.assignee_id,
-    Task.creator_id,
-    Task.labels,
-    Task.version,
-)
+_TASK = columns_of(TaskRecord, Task)
 _THIS_TASK = Task.id == bindparam("task_id")
 _GET_VISIBLE = select(*_TASK).where(_THIS_TASK, VISIBLE_TASK)
 

@@ -15,13 +15,12 @@ from taskhub.errors import ValidationFailed
 from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
 from taskhub.http.openapi import error_responses
-from taskhub.http.pages import PageCursor, PageLimit, cursors_of, page_response
+from taskhub.http.pages import KeyParser, Listing, instant, listing, rank_key, timestamp_key
 from taskhub.http.responses import json_response
-from taskhub.pagination import KeysetCursors
 from taskhub.schemas import NoNulStr
-from taskhub.tables import SEARCH_SEPARATOR, TaskStatus
+from taskhub.tables import SEARCH_SEPARATOR, TaskPriority, TaskStatus
 from taskhub.tasks import service as task_service
-from taskhub.tasks.repository import TaskFilters, TaskRecord
+from taskhub.tasks.repository import SortOrder, TaskFilters
 from taskhub.tasks.schemas import (
     MAX_LABELS,
     Label,
@@ -30,9 +29,9 @@ from taskhub.tasks.schemas import (
     TaskCreate,
     TaskPage,
     TaskRead,
+    TaskRecord,
     TaskUpdate,
     Timestamp,
-    etag,
     label_key,
     priority_rank,
     render_task,
@@ -95,7 +94,7 @@ def _search_term(q: str | None) -> str | None:
     return q.casefold()
 
 
-task_cursors = cursors_of("task")
+task_listing = listing("task")
 
 
 @router.post(
@@ -142,31 +141,64 @@ def _created_response(body: dict[str, Any], task_id: uuid.UUID) -> Response:
 
 
 def _task_response(task: TaskRecord) -> Response:
-    return json_response(render_task(task), headers={"ETag": etag(task)})
+    return json_response(render_task(task), headers={"ETag": etags.etag(task.version)})
 
 
 @router.get("", response_model=TaskPage, responses=error_responses(401, 404, 422))
 async def list_tasks(
+    *,
     principal: CurrentPrincipal,
     db: Db,
-    filters: Annotated[TaskFilters, Depends(task_filters)],
-    cursors: Annotated[KeysetCursors, Depends(task_cursors)],
     sort: SortKey = "-created_at",
-    limit: PageLimit = 20,
-    cursor: PageCursor = None,
+    listing: Annotated[Listing, Depends(task_listing)],
+    filters: Annotated[TaskFilters, Depends(task_filters)],
 ) -> Response:
     """Every task the caller can see (personal ones and their projects'), filtered and sorted,
     one keyset page at a time."""
-    page = await task_service.list_tasks(
+    order = SortOrder(column=sort.lstrip("-"), descending=sort.startswith("-"))
+    page = listing.page(
+        bound_to=listing_bound_to(caller_id=principal.user_id, order=order, filters=filters),
+        key=_sort_key(order),
+    )
+    rows = await task_service.list_tasks(
         db,
         caller_id=principal.user_id,
         filters=filters,
-        sort=sort,
-        limit=limit,
-        cursor=cursor,
-        cursors=cursors,
+        order=order,
+        after=page.after,
+        limit=page.limit,
     )
-    return page_response(page, render_task)
+    return page.response(rows, render_task, key=order.column)
+
+
+def _sort_key(order: SortOrder) -> KeyParser:
+    if order.column == "priority":
+        return rank_key(_PRIORITY_RANKS)
+    return timestamp_key(nullable=order.nullable)
+
+
+_PRIORITY_RANKS = frozenset(rank.value for rank in TaskPriority)
+
+
+def listing_bound_to(
+    *, caller_id: uuid.UUID, order: SortOrder, filters: TaskFilters
+) -> dict[str, Any]:
+    """Everything that defines the listing; a cursor only fits the listing it came from."""
+    assignee = filters.assignee
+    return {
+        "owner": str(caller_id),
+        "sort": [order.column, order.descending],
+        "status": sorted(filters.statuses),
+        "priority": sorted(filters.priorities),
+        "due_before": instant(filters.due_before),
+        "due_after": instant(filters.due_after),
+        "q": filters.search,
+        "personal": filters.personal,
+        "all_projects": filters.all_projects,
+        "projects": sorted(str(project) for project in filters.project_ids),
+        "assignee": None if assignee is None else str(assignee),
+        "labels": sorted(filters.label_keys),
+    }
 
 
 @router.get("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 422))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -14,18 +15,20 @@ from pydantic import (
     field_validator,
 )
 
-from taskhub import etags
 from taskhub.schemas import (
     FROM_JSON_STRING,
+    INTERNAL,
     InputModel,
-    OutputModel,
+    Shown,
     UTCTimestamp,
     UUIDString,
     absent_or_set,
+    page_model,
+    read_model,
     reject_nul,
+    renderer,
 )
 from taskhub.tables import TaskPriority, TaskStatus
-from taskhub.tasks.repository import TaskRecord
 
 PriorityName = Literal["low", "medium", "high"]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -95,8 +98,11 @@ def priority_rank(name: str) -> int:
     return TaskPriority[name.upper()].value
 
 
+_PRIORITY_NAMES = {rank.value: rank.name.lower() for rank in TaskPriority}
+
+
 def priority_name(rank: int) -> str:
-    return TaskPriority(rank).name.lower()
+    return _PRIORITY_NAMES[rank]
 
 
 class TaskCreate(InputModel):
@@ -137,13 +143,21 @@ class TaskUpdate(InputModel):
         return value
 
 
-class TaskRead(OutputModel):
+Priority = Annotated[int, Shown(PriorityName, priority_name)]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A task, as the repository selects it and every route returns it: the response model,
+    the page model and the renderer below are made from these fields. `priority` is stored as
+    its rank (sorting by it is sorting by a number) and shown by name; `version` is the ETag."""
+
     id: uuid.UUID
     project_id: uuid.UUID | None
     title: str
     description: str | None
     status: TaskStatus
-    priority: PriorityName
+    priority: Priority
     due_at: UTCTimestamp | None
     completed_at: UTCTimestamp | None
     created_at: UTCTimestamp
@@ -151,41 +165,9 @@ class TaskRead(OutputModel):
     assignee_id: uuid.UUID | None
     creator_id: uuid.UUID | None
     labels: list[str]
-
-    @field_validator("priority", mode="before")
-    @classmethod
-    def _priority_name(cls, value: Any) -> Any:
-        return priority_name(value) if isinstance(value, int) else value
+    version: Annotated[int, INTERNAL]
 
 
-class TaskPage(OutputModel):
-    items: list[TaskRead]
-    next_cursor: str | None
-
-
-_PRIORITY_NAMES = {rank.value: rank.name.lower() for rank in TaskPriority}
-
-
-def render_task(task: TaskRecord) -> dict[str, Any]:
-    """TaskRead's JSON, for every route that returns a task. The test client checks each
-    response against TaskRead (tests/conftest.py)."""
-    return {
-        "id": task.id,
-        "title": task.title,
-        "description": task.description,
-        "status": task.status,
-        "priority": _PRIORITY_NAMES[task.priority],
-        "due_at": task.due_at,
-        "completed_at": task.completed_at,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "project_id": task.project_id,
-        "assignee_id": task.assignee_id,
-        "creator_id": task.creator_id,
-        "labels": task.labels,
-    }
-
-
-def etag(task: TaskRecord) -> str:
-    """A strong validator: the version moves on with every change of the task."""
-    return etags.etag(task.version)
+TaskRead = read_model(TaskRecord, "TaskRead")
+TaskPage = page_model(TaskRead, "TaskPage")
+render_task = renderer(TaskRecord)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from taskhub import etags, pagination
+from taskhub import etags
 from taskhub.access.roles import Action
 from taskhub.access.rules import (
     TASK_NOT_FOUND,
@@ -31,18 +31,24 @@ from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
 from taskhub.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from taskhub.pagination import KeysetCursors, Page, Position
-from taskhub.tables import SEARCH_SEPARATOR, TaskPriority, TaskStatus
+from taskhub.pagination import Position
+from taskhub.tables import SEARCH_SEPARATOR, TaskStatus
 from taskhub.tasks import repository as task_repository
-from taskhub.tasks.repository import SortOrder, TaskChanges, TaskFilters, TaskRecord
-from taskhub.tasks.schemas import TaskCreate, TaskUpdate, label_key, priority_rank, render_task
+from taskhub.tasks.repository import SortOrder, TaskChanges, TaskFilters
+from taskhub.tasks.schemas import (
+    TaskCreate,
+    TaskRecord,
+    TaskUpdate,
+    label_key,
+    priority_rank,
+    render_task,
+)
 
 NOT_A_MEMBER = "is not a member of the task's project"
 NOT_YOURS = "a personal task can be assigned only to its creator"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 KEY_REUSED = "was already used with a different request body"
 STILL_IN_PROGRESS = "A request with this Idempotency-Key is still in progress; retry"
-_PRIORITY_RANKS = frozenset(rank.value for rank in TaskPriority)
 # Fields that can move a task or name a person: checked against memberships in a transaction.
 _MEMBERSHIP_FIELDS = frozenset({"project_id", "assignee_id"})
 
@@ -55,10 +61,6 @@ def search_part(text: str | None) -> str:
 
 def search_text(title: str, description: str | None) -> str:
     return f"{search_part(title)}{SEARCH_SEPARATOR}{search_part(description)}"
-
-
-def parse_sort(sort: str) -> SortOrder:
-    return SortOrder(column=sort.lstrip("-"), descending=sort.startswith("-"))
 
 
 def _quota_reached(settings: Settings, project_id: uuid.UUID | None, count: int) -> Conflict:
@@ -376,50 +378,15 @@ async def list_tasks(
     *,
     caller_id: uuid.UUID,
     filters: TaskFilters,
-    sort: str,
+    order: SortOrder,
+    after: Position | None,
     limit: int,
-    cursor: str | None,
-    cursors: KeysetCursors,
-) -> Page[TaskRecord]:
-    """One page, and the cursor of the next one when there is more."""
+) -> list[TaskRecord]:
+    """The tasks the caller can see, filtered, in `order` from `after` on; 404 if the filter
+    names a project they cannot see."""
     await require_member_of_all(db, caller_id=caller_id, project_ids=filters.project_ids)
-    order = parse_sort(sort)
-    return await cursors.fetch_page(
-        cursor=cursor,
-        scope=listing_scope(caller_id=caller_id, order=order, filters=filters),
-        parse_key=_key_parser(order),
-        limit=limit,
-        fetch=lambda after, count: task_repository.list_visible(
-            db, caller_id=caller_id, filters=filters, order=order, after=after, limit=count
-        ),
-        position_of=lambda task: Position(key=getattr(task, order.column), last_id=task.id),
-    )
-
-
-def _key_parser(order: SortOrder) -> pagination.KeyParser:
-    if order.column == "priority":
-        return pagination.rank_key(_PRIORITY_RANKS)
-    return pagination.timestamp_key(nullable=order.nullable)
-
-
-def listing_scope(*, caller_id: uuid.UUID, order: SortOrder, filters: TaskFilters) -> str:
-    """Everything that defines the listing; a cursor only fits the listing it came from."""
-    assignee = filters.assignee
-    return pagination.listing_scope(
-        {
-            "owner": str(caller_id),
-            "sort": [order.column, order.descending],
-            "status": sorted(filters.statuses),
-            "priority": sorted(filters.priorities),
-            "due_before": pagination.instant(filters.due_before),
-            "due_after": pagination.instant(filters.due_after),
-            "q": filters.search,
-            "personal": filters.personal,
-            "all_projects": filters.all_projects,
-            "projects": sorted(str(project) for project in filters.project_ids),
-            "assignee": None if assignee is None else str(assignee),
-            "labels": sorted(filters.label_keys),
-        }
+    return await task_repository.list_visible(
+        db, caller_id=caller_id, filters=filters, order=order, after=after, limit=limit
     )
 
 
