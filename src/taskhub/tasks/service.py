@@ -80,24 +80,20 @@ def _quota(settings: Settings, project_id: uuid.UUID | None) -> int:
 
 
 def _new_task(caller_id: uuid.UUID, data: TaskCreate) -> dict[str, Any]:
-    """Every column of a new task."""
+    """Every column of a new task: the fields sent (or their defaults), and what the server
+    derives or owns."""
     now = utcnow()
     return {
+        **data.model_dump(),
         "id": new_id(),
         "owner_id": caller_id if data.project_id is None else None,
-        "project_id": data.project_id,
-        "assignee_id": data.assignee_id,
         "creator_id": caller_id,
-        "title": data.title,
-        "description": data.description,
         "status": data.status.value,
         "priority": priority_rank(data.priority),
-        "due_at": data.due_at,
         "completed_at": now if data.status is TaskStatus.DONE else None,
         "created_at": now,
         "updated_at": now,
         "search_text": search_text(data.title, data.description),
-        "labels": data.labels,
         "label_keys": [label_key(label) for label in data.labels],
         "version": 1,
     }
