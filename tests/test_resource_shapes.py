@@ -4,6 +4,7 @@ repository selects; its response model (the OpenAPI schema) and its renderer are
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 import uuid
 from datetime import UTC, datetime
@@ -79,29 +80,36 @@ def test_a_resource_shows_every_field_of_its_record_but_the_internal_ones() -> N
         assert list(model.model_fields) == shown, model.__name__
 
 
+# A plausible value of each type a record field may have; a few fields by name, where the
+# schema narrows the type (a role, a status, a kind).
+_BY_NAME: dict[str, Any] = {"role": "editor", "status": "todo", "kind": "task_due", "priority": 2}
+_BY_TYPE: dict[Any, Any] = {
+    uuid.UUID: uuid.UUID(int=7),
+    datetime: datetime(2026, 12, 8, 10, 0, tzinfo=UTC),
+    str: "text",
+    int: 2,
+    bool: False,
+}
+
+
+def _value_of(hint: Any) -> Any:
+    base = typing.get_origin(hint)
+    if base is typing.Annotated:
+        return _value_of(typing.get_args(hint)[0])
+    if base is list:
+        return [_value_of(typing.get_args(hint)[0])]
+    if base in (typing.Union, types.UnionType):
+        return _value_of(next(arg for arg in typing.get_args(hint) if arg is not type(None)))
+    return _BY_TYPE[hint]
+
+
 def _sample(record: type[Any]) -> Any:
     """An instance of `record` with a plausible value in every field."""
-    now = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
-    values: dict[str, Any] = {}
-    for field in dataclasses.fields(record):
-        if field.name in {"id", "user_id"} or field.name.endswith("_id"):
-            values[field.name] = uuid.uuid4()
-        elif field.name.endswith("_at"):
-            values[field.name] = now
-        elif field.name in {"priority", "version"}:
-            values[field.name] = 2
-        elif field.name == "labels":
-            values[field.name] = ["one"]
-        elif field.name == "archived":
-            values[field.name] = False
-        elif field.name == "role":
-            values[field.name] = "editor"
-        elif field.name == "status":
-            values[field.name] = "todo"
-        elif field.name == "kind":
-            values[field.name] = "task_due"
-        else:
-            values[field.name] = "text"
+    hints = typing.get_type_hints(record, include_extras=True)
+    values = {
+        field.name: _BY_NAME[field.name] if field.name in _BY_NAME else _value_of(hints[field.name])
+        for field in dataclasses.fields(record)
+    }
     return record(**values)
 
 
