@@ -71,11 +71,9 @@ logger = logging.getLogger(__name__)
 
 
 def settle_startup_heap() -> None:
-    """What start-up built (routes, schemas, compiled statements, the common-password list) lives
-    as long as the process: collected once, then frozen out of the garbage collector's sight, so
-    that its full collections stop walking it. Those pauses were most of the served p99: one
-    worker's `/users/me` p99 went from 82 to 20 ms and the list's from 122 to 62 ms, both ~10 %
-    faster (docs/benchmarks.md, run 9)."""
+    """What start-up built lives as long as the process: collected once, then frozen out of the
+    garbage collector's sight, whose full collections walking it were most of the served p99
+    (docs/benchmarks.md)."""
     gc.collect()
     gc.freeze()
 

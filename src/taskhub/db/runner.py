@@ -2,16 +2,16 @@
 
 A statement is written once, as a module-level constant in its domain's repository. On
 PostgreSQL it is compiled once per process and sent on a psycopg connection from the app's one
-pool (~70 us of CPU a query here, against ~450 us through an ORM session: docs/benchmarks.md);
-on SQLite it goes through SQLAlchemy Core. Either way the caller sees the same handle:
+pool, a fraction of an ORM session's CPU (ADR 0011); on SQLite it goes through SQLAlchemy Core.
+Either way the caller sees the same handle:
 
 - `db.records(...)`, `db.record(...)`, `db.scalar(...)`, `db.count(...)`: one statement on its
   own, in autocommit (an INSERT/UPDATE ... RETURNING is atomic by itself);
 - `async with db.transaction() as tx:` the same methods on one connection, committed when the
   block ends and rolled back if it raises: the service that needs atomicity says so.
 
-Rows come back as typed records: the record's fields name the columns (`selecting`), so no
-caller reads a tuple by position. Python-side column defaults of the models do not apply here
+Rows come back as typed records: the record's fields name the columns (`selecting`,
+`columns_of`), so no caller reads a tuple by position. Python-side column defaults of the models do not apply here
 (they are the ORM's): every INSERT binds each column it writes.
 """
 

@@ -1,9 +1,8 @@
 """Admission: how many API requests one worker process works on at once.
 
 Past the limit, requests wait in arrival order before any work is done for them, and one that
-waits longer than its timeout is shed with a 503. Without it, every accepted connection's
-request starts at once: at 256 connections a worker ran ~250 requests side by side, each queueing
-twice for a database connection, and served ~15 % fewer of them per second (docs/benchmarks.md).
+waits longer than its timeout is shed with a 503: without it every accepted connection's request
+starts at once, each queueing twice for a database connection (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ class Overloaded(Exception):
 class AdmissionGate:
     """At most `limit` holders at a time; waiters are let in first come, first served.
 
-    One timer serves every waiter (they share the timeout, so the oldest expires first): a timer
-    per waiting request cost ~5 % of the throughput it was meant to protect.
+    One timer serves every waiter: they share the timeout, so the oldest expires first.
     """
 
     def __init__(self, limit: int, timeout: float) -> None:

@@ -1,9 +1,9 @@
 """JSON responses written by orjson straight from the values a hot path already holds.
 
-FastAPI would validate a returned object against the route's response model and then serialize
-it: for a page of 50 tasks that is ~60 % of the request's CPU. The routes that return these keep
-their `response_model` for the OpenAPI document; every body the test suite sees is checked
-against it by the test client (tests/conformance.py), and schemathesis checks them too. Timestamps are UTC and written with `Z`, as pydantic writes them elsewhere.
+FastAPI would validate a returned object against the route's response model and serialize it
+again, most of a listing's CPU (docs/benchmarks.md). Each resource's renderer and response model are made
+from one record (`schemas.py`), and the test client checks every body against the model.
+Timestamps are UTC and written with `Z`, as pydantic writes them elsewhere.
 """
 
 from __future__ import annotations

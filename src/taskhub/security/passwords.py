@@ -35,9 +35,8 @@ UNMEASURED_HASH_SECONDS = 0.25
 # each waiting hash is a request held open.
 MAX_DEFAULT_QUEUE = 512
 
-# A hashing thread's share of a core while the event loop is busy (ADR 0004): without it, a
-# thread hashing back to back left a one-worker server's loop one core shared with PostgreSQL,
-# and reads during a login burst fell from 86 % to 65 % of their rate alone.
+# A hashing thread's share of a core while the event loop is busy: hashing back to back starves
+# a one-worker server's reads otherwise (ADR 0004 has the figures).
 LOADED_SHARE = 0.6
 # The event loop's use of a core, measured across a hash, below which it counts as idle and
 # above which as busy (the share moves linearly in between).
@@ -67,10 +66,8 @@ def default_queue_limit(*, threads: int, wait: float, hash_seconds: float) -> in
 
 @lru_cache(maxsize=8)
 def measured_hash_seconds(rounds: int) -> float:
-    """CPU seconds one hash at `rounds` took here, timed once per process. CPU time, not wall
-    time: the size then follows the cost and the core, not whatever else the machine ran at
-    start-up (timed by the wall clock on a busy machine, bcrypt 12 measured over 0.5 s and the
-    bench's 4 login connections got 503s)."""
+    """CPU seconds one hash at `rounds` took here, timed once per process: CPU time, so that the
+    size follows the cost and the core, not whatever else the machine ran at start-up."""
     began = time.thread_time()
     _hash_sync("taskhub-sizing-password", rounds)
     return time.thread_time() - began
