@@ -4,6 +4,7 @@ see, or may write (the roles repeated in the WHERE clause of every write)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -457,16 +458,95 @@ class _PageShape:
     order: SortOrder
     undated: bool  # the second segment of a due_at listing: tasks without a due date
     after: bool
-    statuses: int
-    priorities: int
-    due_after: bool
-    due_before: bool
-    search: bool
+    # Which scopes: the caller's personal tasks, and all their projects or `projects` of them.
     personal: bool
     all_projects: bool
     projects: int
-    assignee: str | None  # "me", "none", "id" or None
-    labels: int
+    # What each of _FILTERS takes of the request, in their order (a count, a flag or a kind).
+    filters: tuple[Any, ...]
+    # A label filter plans each execution with its values (see _page_statement).
+    custom_plan: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """One filter of the listing, written once: what it adds to a statement's shape, the
+    parameters it binds, and its condition, made from its part of the shape (None: unused)."""
+
+    shape: Callable[[TaskFilters], Any]
+    params: Callable[[TaskFilters], dict[str, Any]]
+    condition: Callable[[Any], ColumnElement[bool] | None]
+
+
+def _any_of(field: str, column: Any, prefix: str) -> _Filter:
+    """A repeatable filter: the task's `column` is one of the values sent."""
+    return _Filter(
+        shape=lambda filters: len(getattr(filters, field)),
+        params=lambda filters: {
+            f"{prefix}_{i}": value for i, value in enumerate(getattr(filters, field))
+        },
+        condition=lambda count: (
+            column.in_([bindparam(f"{prefix}_{i}") for i in range(count)]) if count else None
+        ),
+    )
+
+
+def _if_sent(
+    field: str,
+    condition: Callable[[], ColumnElement[bool]],
+    bound: Callable[[Any], Any] | None = None,
+) -> _Filter:
+    """A filter that applies when its field is set; its parameter is named after the field."""
+    return _Filter(
+        shape=lambda filters: bool(getattr(filters, field)),
+        params=lambda filters: (
+            {field: (_same if bound is None else bound)(getattr(filters, field))}
+            if getattr(filters, field)
+            else {}
+        ),
+        condition=lambda sent: condition() if sent else None,
+    )
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _assignee_kind(filters: TaskFilters) -> str | None:
+    assignee = filters.assignee
+    return "id" if isinstance(assignee, uuid.UUID) else assignee
+
+
+_ASSIGNEE_CONDITIONS: dict[str | None, Callable[[], ColumnElement[bool] | None]] = {
+    None: lambda: None,
+    "me": lambda: Task.assignee_id == CALLER,
+    "none": lambda: Task.assignee_id.is_(None),
+    "id": lambda: Task.assignee_id == bindparam("assignee", type_=Task.assignee_id.type),
+}
+
+_FILTERS: tuple[_Filter, ...] = (
+    _any_of("statuses", Task.status, "status"),
+    _any_of("priorities", Task.priority, "priority"),
+    _if_sent("due_after", lambda: Task.due_at >= bindparam("due_after")),
+    _if_sent("due_before", lambda: Task.due_at < bindparam("due_before")),
+    _if_sent(
+        "search",
+        lambda: Task.search_text.like(bindparam("search"), escape="\\"),
+        bound=lambda search: f"%{_escape_like(search)}%",
+    ),
+    _Filter(
+        shape=_assignee_kind,
+        params=lambda filters: (
+            {"assignee": filters.assignee} if isinstance(filters.assignee, uuid.UUID) else {}
+        ),
+        condition=lambda kind: _ASSIGNEE_CONDITIONS[kind](),
+    ),
+    _Filter(
+        shape=lambda filters: len(filters.label_keys),
+        params=lambda filters: {f"label_{i}": key for i, key in enumerate(filters.label_keys)},
+        condition=lambda count: _carries_labels(count) if count else None,
+    ),
+)
 
 
 async def list_visible(
@@ -512,43 +592,24 @@ def _shape(
     *,
     undated: bool,
 ) -> _PageShape:
-    assignee = filters.assignee
     return _PageShape(
         dialect=dialect,
         order=order,
         undated=undated,
         after=after is not None,
-        statuses=len(filters.statuses),
-        priorities=len(filters.priorities),
-        due_after=filters.due_after is not None,
-        due_before=filters.due_before is not None,
-        search=bool(filters.search),
         personal=filters.personal,
         all_projects=filters.all_projects,
         projects=len(filters.project_ids),
-        assignee=None
-        if assignee is None
-        else "id"
-        if isinstance(assignee, uuid.UUID)
-        else assignee,
-        labels=len(filters.label_keys),
+        filters=tuple(each.shape(filters) for each in _FILTERS),
+        custom_plan=bool(filters.label_keys),
     )
 
 
 def _page_params(caller_id: uuid.UUID, filters: TaskFilters) -> dict[str, Any]:
     params: dict[str, Any] = {"caller_id": caller_id}
-    params.update({f"status_{i}": value for i, value in enumerate(filters.statuses)})
-    params.update({f"priority_{i}": value for i, value in enumerate(filters.priorities)})
     params.update({f"project_{i}": value for i, value in enumerate(filters.project_ids)})
-    params.update({f"label_{i}": value for i, value in enumerate(filters.label_keys)})
-    if isinstance(filters.assignee, uuid.UUID):
-        params["assignee_id"] = filters.assignee
-    if filters.due_after is not None:
-        params["due_after"] = filters.due_after
-    if filters.due_before is not None:
-        params["due_before"] = filters.due_before
-    if filters.search:
-        params["search"] = f"%{_escape_like(filters.search)}%"
+    for each in _FILTERS:
+        params.update(each.params(filters))
     return params
 
 
@@ -565,7 +626,7 @@ def _page_statement(shape: _PageShape) -> Executable:
         return _walk(shape, _scopes(shape))
     if not (shape.all_projects or shape.projects):  # personal tasks only: one index walk
         walk = _walk(shape, OWN_TASK)
-        return walk.execution_options(custom_plan=True) if shape.labels else walk
+        return walk.execution_options(custom_plan=True) if shape.custom_plan else walk
     # Each arm yields only the page's keys (read from its index alone when no filter needs the
     # row); the page's rows are then read by primary key: a member of n projects sorts
     # n x limit narrow keys, not n x limit whole rows.
@@ -599,7 +660,7 @@ def _page_statement(shape: _PageShape) -> Executable:
         .join(Task, Task.id == page.c.id)
         .order_by(*pagination.directed(keys, descending=shape.order.descending))
     )
-    if shape.labels:
+    if shape.custom_plan:
         # A generic plan does not know how many of the caller's tasks carry the label and may
         # pick a bitmap of every one of them plus a sort: plan each execution with its values.
         statement = statement.execution_options(custom_plan=True)
@@ -651,27 +712,8 @@ def _walk(shape: _PageShape, scope: ColumnElement[bool], columns: Any = _TASK) -
 
 
 def _filter_clauses(shape: _PageShape) -> list[ColumnElement[bool]]:
-    clauses: list[ColumnElement[bool]] = []
-    if shape.statuses:
-        clauses.append(Task.status.in_([bindparam(f"status_{i}") for i in range(shape.statuses)]))
-    if shape.priorities:
-        ranks: list[Any] = [bindparam(f"priority_{i}") for i in range(shape.priorities)]
-        clauses.append(Task.priority.in_(ranks))
-    if shape.due_after:
-        clauses.append(Task.due_at >= bindparam("due_after"))
-    if shape.due_before:
-        clauses.append(Task.due_at < bindparam("due_before"))
-    if shape.search:
-        clauses.append(Task.search_text.like(bindparam("search"), escape="\\"))
-    if shape.assignee == "me":
-        clauses.append(Task.assignee_id == CALLER)
-    elif shape.assignee == "none":
-        clauses.append(Task.assignee_id.is_(None))
-    elif shape.assignee == "id":
-        clauses.append(Task.assignee_id == bindparam("assignee_id", type_=Task.assignee_id.type))
-    if shape.labels:
-        clauses.append(_carries_labels(shape.labels))
-    return clauses
+    conditions = (each.condition(used) for each, used in zip(_FILTERS, shape.filters, strict=True))
+    return [condition for condition in conditions if condition is not None]
 
 
 def _escape_like(text: str) -> str:
