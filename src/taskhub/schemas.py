@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 from pydantic import (
@@ -143,16 +142,23 @@ def page_model(read: type[OutputModel], name: str) -> type[OutputModel]:
 
 def renderer(record: type[R]) -> Callable[[R], dict[str, Any]]:
     """The one renderer of a resource: its record's shown fields as JSON-ready values, in the
-    schema's order. The test client checks every response against the read model."""
-    shown = _shown_fields(record)
-    names = tuple(name for name, _, _ in shown)
-    values = attrgetter(*names)
-    conversions = [(name, conversion.convert) for name, _, conversion in shown if conversion]
+    schema's order. The test client checks every response against the read model.
 
-    def render(item: R) -> dict[str, Any]:
-        rendered = dict(zip(names, values(item), strict=True))
-        for name, convert in conversions:
-            rendered[name] = convert(rendered[name])
-        return rendered
-
+    Written out as one dict display, as `dataclasses` writes `__init__`: a listing renders every
+    item of every page, and a loop over the fields cost three times as much."""
+    conversions: dict[str, Callable[[Any], Any]] = {}
+    entries = []
+    for name, _, conversion in _shown_fields(record):
+        if not name.isidentifier():
+            raise TypeError(f"{record.__name__}.{name} is no identifier")
+        value = f"item.{name}"
+        if conversion is not None:
+            conversions[f"_convert_{name}"] = conversion.convert
+            value = f"_convert_{name}({value})"
+        entries.append(f"{name!r}: {value}")
+    source = f"def render(item):\n    return {{{', '.join(entries)}}}\n"
+    namespace: dict[str, Any] = dict(conversions)
+    exec(source, namespace)  # noqa: S102 - made from the record's own field names, checked above
+    render: Callable[[R], dict[str, Any]] = namespace["render"]
+    render.__qualname__ = f"render_{record.__name__}"
     return render

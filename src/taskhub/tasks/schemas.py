@@ -99,10 +99,8 @@ def priority_rank(name: str) -> int:
 
 
 _PRIORITY_NAMES = {rank.value: rank.name.lower() for rank in TaskPriority}
-
-
-def priority_name(rank: int) -> str:
-    return _PRIORITY_NAMES[rank]
+# A rank's name: the dict's own lookup, called for every task of every page.
+priority_name = _PRIORITY_NAMES.__getitem__
 
 
 class TaskCreate(InputModel):
