@@ -26,7 +26,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from typing import Any, TypeVar, cast
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, pq
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
@@ -189,6 +189,13 @@ class _Compiler:
         return found
 
 
+def _returns_rows(cursor: psycopg.AsyncCursor[Any]) -> bool:
+    """Whether the statement returned rows (a write without RETURNING does not). Read from the
+    result's status: `cursor.description` would build a column object per column, every time."""
+    result = cursor.pgresult
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
+
+
 class _PsycopgConnection(Queries):
     dialect = "postgresql"
 
@@ -211,7 +218,7 @@ class _PsycopgConnection(Queries):
         except psycopg.IntegrityError as exc:
             refused = type(exc).__name__
         else:
-            return await cursor.fetchall() if cursor.description is not None else []
+            return await cursor.fetchall() if _returns_rows(cursor) else []
         # Raised outside the handler: the driver's error (whose text can quote the row, a
         # password hash included) is not even attached as context.
         raise IntegrityViolation(refused)
