@@ -10,6 +10,7 @@ its seconds. An attempt's hits carry its stamp, so they can be given back exactl
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,23 @@ class Hits:
 
 
 NO_HITS = Hits("", ())
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where one window stands after a request: whether it was counted, how many requests the
+    window holds now, and in how many seconds its oldest one leaves it."""
+
+    admitted: bool
+    inside: int
+    reset_after: int
+
+
+def _standing(
+    window: Window, admitted: bool, inside: int, oldest: float | None, now: float
+) -> Standing:
+    reset_after = window.seconds if oldest is None else _reset_after(window, oldest, now)
+    return Standing(admitted, inside, reset_after)
 
 
 def _counted(windows: list[Window], room: list[bool]) -> list[int]:
@@ -107,6 +125,21 @@ class MemoryWindows:
             self._empty_at[window.key] = now + window.seconds
             keys.append(window.key)
         return Hits(stamp, tuple(keys))
+
+    def hit(self, window: Window, stamp: str) -> Standing:
+        """Count the request in one window if it has room, and say where the window stands."""
+        now = float(stamp)
+        self._sweep(now)
+        stamps = self._stamps.setdefault(window.key, [])
+        admitted = len(stamps) < window.amount or stamps[window.amount - 1] < now - window.seconds
+        if admitted:
+            stamps.insert(0, now)
+            del stamps[window.amount :]
+            self._empty_at[window.key] = now + window.seconds
+        # Newest first: the stamps inside the window are a prefix of the list.
+        inside = bisect_left(stamps, window.seconds - now, key=lambda stamp: -stamp)
+        oldest = stamps[inside - 1] if inside else None
+        return _standing(window, admitted, inside, oldest, now)
 
     def give_back(self, hits: Hits) -> None:
         for key in hits.keys:
@@ -162,6 +195,33 @@ end
 return counted
 """
 
+# One window, decided, counted and measured in one step (a user's requests): counted if it has
+# room; then how many stamps are inside it (a binary search of the newest-first list) and the
+# oldest of them. KEYS[1]: the window. ARGV: the stamp, the amount, the seconds. Returns
+# {admitted (1 or 0), stamps inside, oldest stamp inside or false}.
+_HIT = """
+local now, amount, seconds = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local oldest = redis.call('lindex', KEYS[1], amount - 1)
+local admitted = (not oldest) or tonumber(oldest) < now - seconds
+if admitted then
+  redis.call('lpush', KEYS[1], ARGV[1])
+  redis.call('ltrim', KEYS[1], 0, amount - 1)
+  redis.call('expire', KEYS[1], seconds)
+end
+local low, high = 0, redis.call('llen', KEYS[1])
+while low < high do
+  local middle = math.floor((low + high) / 2)
+  if tonumber(redis.call('lindex', KEYS[1], middle)) > now - seconds then
+    low = middle + 1
+  else
+    high = middle
+  end
+end
+local last = false
+if low > 0 then last = redis.call('lindex', KEYS[1], low - 1) end
+return {admitted and 1 or 0, low, last}
+"""
+
 _GIVE_BACK = """
 for _, key in ipairs(KEYS) do
   redis.call('lrem', key, 1, ARGV[1])
@@ -184,6 +244,7 @@ class RedisWindows:
         self._prefix = prefix
         self._admit = client.register_script(_ADMIT)
         self._give_back = client.register_script(_GIVE_BACK)
+        self._hit = client.register_script(_HIT)
 
     async def admit(self, windows: list[Window], stamp: str) -> Hits:
         args: list[Any] = [stamp]
@@ -198,6 +259,16 @@ class RedisWindows:
             window = windows[int(index) - 1]
             full.append(FullWindow(window, _reset_after(window, float(oldest), now)))
         raise WindowsFull(full)
+
+    async def hit(self, window: Window, stamp: str) -> Standing:
+        """Count the request in one window if it has room, and say where the window stands: one
+        round trip."""
+        admitted, inside, oldest = await self._hit(
+            keys=[self._key(window)], args=[stamp, window.amount, window.seconds]
+        )
+        now = float(stamp)
+        last = float(oldest) if oldest else None
+        return _standing(window, bool(int(admitted)), int(inside), last, now)
 
     async def give_back(self, hits: Hits) -> None:
         if hits.keys:

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 
 from taskhub.config import Settings
 from taskhub.errors import TaskHubError
@@ -105,24 +101,13 @@ class RateLimiter:
         self.login_attempts_ip = parse(settings.RATE_LIMIT_LOGIN_ATTEMPTS_IP)
         self.register = parse(settings.RATE_LIMIT_REGISTER)
         self.api = parse(settings.RATE_LIMIT_API)
-        self._local = MovingWindowRateLimiter(MemoryStorage())
         self._local_windows = MemoryWindows()
-        self._shared: MovingWindowRateLimiter | None = None
         self._shared_windows: RedisWindows | None = None
         # The process's one way to Redis: /ready and the reminder timer ask it too.
         self.redis: RedisBreaker | None = None
         if settings.REDIS_URL is not None:
             url = settings.REDIS_URL.get_secret_value()
             self.redis = RedisBreaker(url, timeout=settings.REDIS_TIMEOUT)
-            options: dict[str, Any] = {"connection_pool": self.redis.pool}
-            storage = RedisStorage(
-                "async+" + url,
-                implementation="redispy",
-                wrap_exceptions=True,
-                key_prefix=settings.RATE_LIMIT_KEY_PREFIX,
-                **options,
-            )
-            self._shared = MovingWindowRateLimiter(storage)
             self._shared_windows = RedisWindows(
                 self.redis.client, prefix=settings.RATE_LIMIT_KEY_PREFIX
             )
@@ -218,35 +203,30 @@ class RateLimiter:
             raise TooManyRequests(state, detail) from None
 
     async def hit_api(self, *, user_id: str) -> LimitState | None:
-        """Count one request of a user; None when limits are off."""
-        outcome = await self._apply(self.api, ("api", user_id))
-        if outcome is None:
-            return None
-        allowed, state = outcome
-        if not allowed:
-            raise TooManyRequests(state)
-        return state
-
-    async def _apply(
-        self, item: RateLimitItem, identifiers: tuple[str, ...]
-    ) -> tuple[bool, LimitState] | None:
-        """Hit a limit: (allowed, state), or None when limits are off. In Redis while the
-        breaker lets calls through, in process memory otherwise."""
+        """Count one request of a user; None when limits are off. One round trip to Redis (the
+        window decided, counted and measured by one script), in process memory while the breaker
+        is open."""
         if not self.enabled:
             return None
-        shared = self._shared
-        if shared is not None and self.redis is not None:
+        item = self.api
+        window = Window(
+            f"api/{user_id}/{item.amount}/{item.get_expiry()}", item.amount, item.get_expiry()
+        )
+        stamp = f"{time.time():.6f}"
+        standing = None
+        if self._shared_windows is not None and self.redis is not None:
             with contextlib.suppress(RedisUnavailable):
-                return await self.redis.call(_count, shared, item, identifiers)
-        return await _count(self._local, item, identifiers)
-
-
-async def _count(
-    limiter: MovingWindowRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
-) -> tuple[bool, LimitState]:
-    allowed = await limiter.hit(item, *identifiers)
-    stats = await limiter.get_window_stats(item, *identifiers)
-    return allowed, _state_of(item, stats.remaining, stats.reset_time)
+                standing = await self.redis.call(self._shared_windows.hit, window, stamp)
+        if standing is None:
+            standing = self._local_windows.hit(window, stamp)
+        state = LimitState(
+            limit=item.amount,
+            remaining=max(0, item.amount - standing.inside),
+            reset_after=standing.reset_after,
+        )
+        if not standing.admitted:
+            raise TooManyRequests(state)
+        return state
 
 
 def _window(item: RateLimitItem, *identifiers: str) -> Window:
@@ -270,11 +250,3 @@ def address_key(ip: str) -> str:
             return str(parsed.ipv4_mapped)
         return str(ipaddress.IPv6Network((parsed, 64), strict=False))
     return str(parsed)
-
-
-def _state_of(item: RateLimitItem, remaining: int, reset_time: float) -> LimitState:
-    return LimitState(
-        limit=item.amount,
-        remaining=max(0, remaining),
-        reset_after=max(0, math.ceil(reset_time - time.time())),
-    )

@@ -551,6 +551,28 @@ class TestSharedThroughRedis:
 
         assert_too_many(await second.get(ME, headers=alice.headers), limit=3, window=MINUTE)
 
+    async def test_a_request_is_decided_counted_and_measured_in_one_round_trip(
+        self, apps: Apps, on_redis: dict[str, object]
+    ) -> None:
+        application = apps.build(**on_redis, RATE_LIMIT_API="5/minute")
+        http = await apps.client(application)
+        alice = await make_user(http, "alice")
+        assert (await http.get(ME, headers=alice.headers)).status_code == 200  # scripts loaded
+        client = application.state.rate_limiter.redis.client
+        sent: list[object] = []
+        execute = client.execute_command
+
+        async def counted(*args: object, **options: object) -> object:
+            sent.append(args[0])
+            return await execute(*args, **options)
+
+        client.execute_command = counted
+        response = await http.get(ME, headers=alice.headers)
+
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Remaining"] == "3"
+        assert sent == ["EVALSHA"], "one command: decided, counted and measured at once"
+
     async def test_two_instances_with_one_redis_share_the_registration_limit(
         self, apps: Apps, on_redis: dict[str, object]
     ) -> None:
