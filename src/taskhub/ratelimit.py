@@ -1,7 +1,7 @@
 """Rate limits as moving windows, in Redis (shared by every instance) when REDIS_URL is set, in
-process memory otherwise. The per-user API limit uses the `limits` library; the limits in front
-of a password hash (login, registration) are decided and counted in one atomic step across all
-their windows (taskhub.moving_windows), so that a burst gets no more than the limit (ADR 0008).
+process memory otherwise, each decided and counted in one atomic step (taskhub.moving_windows):
+the per-user API limit in one round trip, the limits in front of a password hash (login,
+registration) across all their windows, so that a burst gets no more than the limit (ADR 0008).
 
 Redis is reached through a circuit breaker (taskhub.redis_health): while it is open every limit
 counts in process memory instead (per process, so looser by the number of processes, never
