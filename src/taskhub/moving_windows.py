@@ -85,6 +85,11 @@ def _counted(windows: list[Window], room: list[bool]) -> list[int]:
     return counted
 
 
+def _has_room(window: Window, stamps: list[float], now: float) -> bool:
+    """A window of `amount` stamps at most is full while its oldest is still inside it."""
+    return len(stamps) < window.amount or stamps[window.amount - 1] < now - window.seconds
+
+
 def _reset_after(window: Window, oldest: float, now: float) -> int:
     return max(0, math.ceil(oldest + window.seconds - now))
 
@@ -110,36 +115,37 @@ class MemoryWindows:
         full: list[FullWindow] = []
         for window in windows:
             stamps = self._stamps.get(window.key, [])
-            oldest = stamps[window.amount - 1] if len(stamps) >= window.amount else None
-            room.append(oldest is None or oldest < now - window.seconds)
-            if oldest is not None and not room[-1] and window.refuses:
-                full.append(FullWindow(window, _reset_after(window, oldest, now)))
+            room.append(_has_room(window, stamps, now))
+            if not room[-1] and window.refuses:
+                full.append(
+                    FullWindow(window, _reset_after(window, stamps[window.amount - 1], now))
+                )
         if full:
             raise WindowsFull(full)
         keys: list[str] = []
         for index in _counted(windows, room):
-            window = windows[index]
-            stamps = self._stamps.setdefault(window.key, [])
-            stamps.insert(0, now)
-            del stamps[window.amount :]
-            self._empty_at[window.key] = now + window.seconds
-            keys.append(window.key)
+            self._count(windows[index], now)
+            keys.append(windows[index].key)
         return Hits(stamp, tuple(keys))
 
     def hit(self, window: Window, stamp: str) -> Standing:
         """Count the request in one window if it has room, and say where the window stands."""
         now = float(stamp)
         self._sweep(now)
-        stamps = self._stamps.setdefault(window.key, [])
-        admitted = len(stamps) < window.amount or stamps[window.amount - 1] < now - window.seconds
+        admitted = _has_room(window, self._stamps.get(window.key, []), now)
         if admitted:
-            stamps.insert(0, now)
-            del stamps[window.amount :]
-            self._empty_at[window.key] = now + window.seconds
+            self._count(window, now)
+        stamps = self._stamps.get(window.key, [])
         # Newest first: the stamps inside the window are a prefix of the list.
         inside = bisect_left(stamps, window.seconds - now, key=lambda stamp: -stamp)
         oldest = stamps[inside - 1] if inside else None
         return _standing(window, admitted, inside, oldest, now)
+
+    def _count(self, window: Window, now: float) -> None:
+        stamps = self._stamps.setdefault(window.key, [])
+        stamps.insert(0, now)
+        del stamps[window.amount :]
+        self._empty_at[window.key] = now + window.seconds
 
     def give_back(self, hits: Hits) -> None:
         for key in hits.keys:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from limits import RateLimitItem, parse
 
@@ -29,6 +31,8 @@ from taskhub.moving_windows import (
     WindowsFull,
 )
 from taskhub.redis_health import RedisBreaker, RedisUnavailable
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,19 +192,29 @@ class RateLimiter:
         breaker lets calls through, in process memory otherwise."""
         if not self.enabled:
             return NOT_COUNTED
-        stamp = f"{time.time():.6f}"
         try:
-            shared = self._shared_windows
-            if shared is not None and self.redis is not None:
-                with contextlib.suppress(RedisUnavailable):
-                    return Counted(await self.redis.call(shared.admit, windows, stamp), shared=True)
-            return Counted(self._local_windows.admit(windows, stamp), shared=False)
+            hits, shared = await self._in_store(RedisWindows.admit, MemoryWindows.admit, windows)
+            return Counted(hits, shared=shared)
         except WindowsFull as exc:
             longest = max(exc.full, key=lambda full: full.reset_after)
             state = LimitState(
                 limit=longest.window.amount, remaining=0, reset_after=longest.reset_after
             )
             raise TooManyRequests(state, detail) from None
+
+    async def _in_store(
+        self,
+        shared: Callable[..., Awaitable[R]],
+        local: Callable[..., R],
+        *args: object,
+    ) -> tuple[R, bool]:
+        """`shared` on the Redis windows while the breaker lets calls through (True), else
+        `local` on this process's (False); either is given the request's stamp last."""
+        stamp = f"{time.time():.6f}"
+        if self._shared_windows is not None and self.redis is not None:
+            with contextlib.suppress(RedisUnavailable):
+                return await self.redis.call(shared, self._shared_windows, *args, stamp), True
+        return local(self._local_windows, *args, stamp), False
 
     async def hit_api(self, *, user_id: str) -> LimitState | None:
         """Count one request of a user; None when limits are off. One round trip to Redis (the
@@ -212,13 +226,7 @@ class RateLimiter:
         window = Window(
             f"api/{user_id}/{item.amount}/{item.get_expiry()}", item.amount, item.get_expiry()
         )
-        stamp = f"{time.time():.6f}"
-        standing = None
-        if self._shared_windows is not None and self.redis is not None:
-            with contextlib.suppress(RedisUnavailable):
-                standing = await self.redis.call(self._shared_windows.hit, window, stamp)
-        if standing is None:
-            standing = self._local_windows.hit(window, stamp)
+        standing, _ = await self._in_store(RedisWindows.hit, MemoryWindows.hit, window)
         state = LimitState(
             limit=item.amount,
             remaining=max(0, item.amount - standing.inside),

@@ -9,9 +9,10 @@ from datetime import datetime
 from sqlalchemy import Uuid, bindparam, case, delete, or_, select, update
 
 from taskhub.access.roles import Role
-from taskhub.access.scope import CALLER, OWN_MEMBERSHIP, any_member
+from taskhub.access.rules import lock_account
+from taskhub.access.scope import OWN_MEMBERSHIP, any_member
 from taskhub.db.runner import Queries
-from taskhub.tables import Project, ProjectMember, Task, User
+from taskhub.tables import Project, ProjectMember, Task
 
 # A change of the task like any other: a new version (ETag) and updated_at.
 _UNASSIGN_LEAVER = (
@@ -59,7 +60,6 @@ _LOCK_MEMBER_PROJECTS = (
     .order_by(Project.id)
     .with_for_update(of=Project)
 )
-_LOCK_ACCOUNT = select(User.id).where(User.id == CALLER).with_for_update()
 
 
 async def lock_memberships(tx: Queries, *, user_id: uuid.UUID) -> bool:
@@ -72,7 +72,7 @@ async def lock_memberships(tx: Queries, *, user_id: uuid.UUID) -> bool:
     that follows (which then sees it) or after the deletion (and finds no such member)."""
     params = {"caller_id": user_id}
     locked = frozenset(await tx.records(_LOCK_MEMBER_PROJECTS, params, _same_id))
-    await tx.execute(_LOCK_ACCOUNT, params)
+    await lock_account(tx, user_id=user_id)
     return frozenset(await tx.records(_CALLERS_PROJECTS, params, _same_id)) <= locked
 
 

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import Executable, Uuid, and_, bindparam, func, select
 
 from taskhub.access.roles import LEAST_ROLE, Action, Role, may
-from taskhub.access.scope import OWN_MEMBERSHIP, VISIBLE_TASK, membership
+from taskhub.access.scope import CALLER, OWN_MEMBERSHIP, VISIBLE_TASK, membership
 from taskhub.db.runner import Queries, selecting
 from taskhub.errors import Forbidden, NotFound
-from taskhub.tables import Project, ProjectMember, Task
+from taskhub.tables import Project, ProjectMember, Task, User
 
 PROJECT_NOT_FOUND = "Project not found"
 TASK_NOT_FOUND = "Task not found"
@@ -108,6 +108,16 @@ async def require_in_project(
     if project is None:
         raise NotFound(PROJECT_NOT_FOUND)
     require_role(project.role, action, archived=project.archived)
+
+
+_LOCK_ACCOUNT = select(User.id).where(User.id == CALLER).with_for_update()
+
+
+async def lock_account(db: Queries, *, user_id: uuid.UUID) -> None:
+    """Hold the user's account row until the transaction ends: the memberships the user gets
+    are then decided one transaction at a time (a new project under the owned-projects quota,
+    an account deletion that must see every membership)."""
+    await db.execute(_LOCK_ACCOUNT, {"caller_id": user_id})
 
 
 _MEMBER_NOW = select(

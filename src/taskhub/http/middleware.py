@@ -47,10 +47,10 @@ READ_DEADLINE = "taskhub.read_deadline"
 # nginx's status for a client that went away before its request was read: it got no response.
 CLIENT_CLOSED = 499
 
-# Told of every HTTP request once it is over: scope, what the request learnt about itself, the
-# final status, the headers sent with it (none if no response started) and the seconds it took.
 # The answer a hashing request gets before routing while the hash queue is full (None: route it).
 HashingRefusal = Callable[[JSONRequest], Awaitable[TaskHubError | None]]
+# Told of every HTTP request once it is over: scope, what the request learnt about itself, the
+# final status, the headers sent with it (none if no response started) and the seconds it took.
 OutcomeRecorder = Callable[[Scope, RequestContext, int, list[tuple[bytes, bytes]], float], None]
 
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 
 from taskhub import pagination
 from taskhub.access.roles import Action, Role
-from taskhub.access.scope import CALLER, OWN_MEMBERSHIP, caller_may
+from taskhub.access.scope import OWN_MEMBERSHIP, caller_may
 from taskhub.db.runner import Queries, columns_of, selecting
 from taskhub.pagination import Position
 from taskhub.projects.schemas import MemberRecord, ProjectRecord
@@ -63,8 +63,6 @@ _INSERT_MEMBER = insert(ProjectMember).values(
 )
 _COUNT_OWNED = select(func.count()).where(OWN_MEMBERSHIP, ProjectMember.role == Role.OWNER.value)
 _COUNT_MEMBERS = select(func.count()).where(ProjectMember.project_id == bindparam("project_id"))
-# Taken in a creating transaction, so two creations by one user cannot both pass the quota.
-_LOCK_CALLER = select(User.id).where(User.id == CALLER).with_for_update()
 _DELETE_PROJECT = (
     delete(Project)
     .where(_THIS_PROJECT, caller_may(Action.OWN, project=_THIS_PROJECT_ID))
@@ -86,10 +84,6 @@ async def get_visible(
 ) -> ProjectRecord | None:
     params = {"caller_id": caller_id, "project_id": project_id}
     return await db.record(_GET_VISIBLE, params, ProjectRecord)
-
-
-async def lock_caller(db: Queries, *, caller_id: uuid.UUID) -> None:
-    await db.execute(_LOCK_CALLER, {"caller_id": caller_id})
 
 
 async def count_owned(db: Queries, *, caller_id: uuid.UUID) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from taskhub import etags
 from taskhub.access import leaving
 from taskhub.access.roles import Action, Role
-from taskhub.access.rules import ARCHIVED, PROJECT_NOT_FOUND, require_role
+from taskhub.access.rules import ARCHIVED, PROJECT_NOT_FOUND, lock_account, require_role
 from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
@@ -59,7 +59,7 @@ async def create_project(
     now = utcnow()
     project_id = new_id()
     async with db.transaction() as tx:
-        await project_repository.lock_caller(tx, caller_id=caller_id)
+        await lock_account(tx, user_id=caller_id)
         owned = await project_repository.count_owned(tx, caller_id=caller_id)
         if owned >= settings.MAX_PROJECTS_PER_USER:
             raise Conflict(
