@@ -52,6 +52,8 @@ TABLES = (
     "project",
     "refresh_token",
     "user_session",
+    "access_token_project",
+    "access_token",
     "user_account",
 )
 

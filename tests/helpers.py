@@ -64,6 +64,21 @@ async def create_task(client: httpx.AsyncClient, user: ApiUser, **fields: Any) -
     return result
 
 
+async def make_token(
+    client: httpx.AsyncClient, user: ApiUser, *scopes: str, **fields: Any
+) -> dict[str, Any]:
+    """A personal access token of `user` (its body, the secret in `token`) with these scopes."""
+    payload = {"name": "script", "scopes": list(scopes), **fields}
+    response = await client.post(f"{API}/tokens", json=payload, headers=user.headers)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")

@@ -29,6 +29,7 @@ HAND_WRITTEN = {
     "MemberList",  # every member at once, no cursor
     "RoleTable",  # the roles table, from access.roles
     "RoleRead",
+    "TokenCreated",  # a token's record (`Token`, from TokenRecord) and its secret, shown once
 }
 
 RENDERERS: list[tuple[type[Any], Any]] = [

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     MAX_MEMBERS_PER_PROJECT: int = Field(default=500, ge=2)
     MAX_TASKS_PER_PROJECT: int = Field(default=100_000, ge=1)
     MAX_TASKS_PER_USER: int = Field(default=100_000, ge=1)
+    MAX_TOKENS_PER_USER: int = Field(default=50, ge=1, le=10_000)
     # Prefix of every rate-limit key in Redis: deployments (or test runs) sharing one Redis
     # database keep their counts apart, as CELERY_BROKER_KEY_PREFIX does for jobs.
     RATE_LIMIT_KEY_PREFIX: str = Field(default="taskhub-limits", min_length=1)

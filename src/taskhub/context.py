@@ -24,6 +24,9 @@ class RequestContext:
     rate_limit_headers: Mapping[str, str] = field(default_factory=dict)
     # Why authentication was refused: a metrics label, never told to the client.
     auth_failure: str | None = None
+    # A personal access token restricted to some projects: its id, which every statement that
+    # starts from the caller's scope is bound to (db.runner, access.scope). None: no restriction.
+    reach: uuid.UUID | None = None
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("taskhub_request", default=None)
@@ -43,6 +46,13 @@ def current_request() -> RequestContext:
     dependency directly), so a writer never has to check."""
     context = _current.get()
     return context if context is not None else RequestContext(request_id=NO_REQUEST)
+
+
+def current_reach() -> uuid.UUID | None:
+    """The running request's project restriction; None outside a request (the worker acts for
+    no token)."""
+    context = _current.get()
+    return context.reach if context is not None else None
 
 
 def current_request_id() -> str:

@@ -61,6 +61,21 @@ class Forbidden(TaskHubError):
     detail = "Your role in this project does not allow that"
 
 
+class InsufficientScope(TaskHubError):
+    """A personal access token whose scopes do not cover the route (RFC 6750 3.1); `scope` is
+    the scope it would need, or `session` for a route no token may use."""
+
+    status = 403
+
+    def __init__(self, scope: str) -> None:
+        if scope == "session":
+            detail = "This route needs a session: a personal access token cannot use it"
+        else:
+            detail = f"This token lacks the {scope} scope"
+        challenge = f'Bearer error="insufficient_scope", scope="{scope}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
 class NotFound(TaskHubError):
     status = 404
     detail = "Not found"

@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from taskhub.auth import router as auth_router
-from taskhub.auth.dependencies import current_principal, oauth2_scheme
+from taskhub.auth.access_tokens import TokenUse
+from taskhub.auth.dependencies import NEED_OF, oauth2_scheme
 from taskhub.auth.schemas import LoginForm, LoginJSON, PasswordChange, UserRegister
 from taskhub.comments import router as comment_router
 from taskhub.config import Settings, load_settings, parse_trusted_proxies
@@ -25,7 +26,7 @@ from taskhub.http.middleware import ProblemCORSMiddleware, RequestContextMiddlew
 from taskhub.http.openapi import install_openapi, operation_id
 from taskhub.http.routing import (
     add_routes_of,
-    depends_on,
+    declared,
     keep_static_paths_whole,
     require_authentication,
 )
@@ -42,6 +43,7 @@ API_ROUTERS = (
     auth_router.public_router,
     auth_router.router,
     auth_router.users_router,
+    auth_router.tokens_router,
     task_router.router,
     notification_router.router,
     project_router.router,
@@ -60,6 +62,8 @@ PUBLIC_PATHS = frozenset(
         f"{API_PREFIX}/auth/register",
         LOGIN_PATH,
         f"{API_PREFIX}/auth/refresh",
+        # Whoever finds a leaked token ends it: they hold no credentials of its owner's.
+        f"{API_PREFIX}/tokens/revoke",
         "/health",
         "/ready",
         METRICS_PATH,
@@ -96,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ):
             yield
         # Runs once in-flight requests are done (bounded by the server's graceful timeout).
+        await app.state.token_use.settled()
         await app.state.rate_limiter.aclose()
         await database.dispose()
         logger.info("taskhub stopped")
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.token_use = TokenUse(database)
     app.state.readiness = health.Readiness()
     app.state.trusted_proxies = parse_trusted_proxies(settings.TRUSTED_PROXIES)
     install_cors(app, settings)
@@ -136,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(
         app,
         scheme=oauth2_scheme,
-        authenticated=lambda route: depends_on(route, current_principal),
+        authenticated=lambda route: bool(declared(route, NEED_OF)),
         extra_schemas=(LoginJSON, LoginForm),
         new_password_fields=((UserRegister, "password"), (PasswordChange, "new_password")),
     )
@@ -147,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keep_static_paths_whole(app)
     if settings.DOCS_ENABLED:
         install_docs(app)
-    require_authentication(app, public_paths=PUBLIC_PATHS, authenticate=current_principal)
+    require_authentication(app, public_paths=PUBLIC_PATHS, authenticators=NEED_OF)
     return app
 
 

@@ -174,6 +174,12 @@ class RateLimiter:
         window = _window(self.register, "register", address_key(ip))
         return await self._admit([window], "Too many registrations from this address; retry later")
 
+    async def admit_token_revocation(self, *, ip: str) -> None:
+        """429 once the address's reports of leaked tokens are used up (RATE_LIMIT_REGISTER's
+        amount, counted apart from registrations); otherwise counted, atomically."""
+        window = _window(self.register, "token-revoke", address_key(ip))
+        await self._admit([window], "Too many token reports from this address; retry later")
+
     async def give_back(self, counted: Counted) -> None:
         """Take back the hits of a request that turned out not to count (answered 503 by the
         full hash queue: it was never checked), in the store that counted them. If Redis is away

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from taskhub.clock import new_id, utcnow
 from taskhub.db.schema import Base, TextList, UTCDateTime
 
-# Identity: accounts, their sessions (logins) and the refresh tokens issued in them.
+# Identity: accounts, their sessions (logins), the refresh tokens issued in them, and personal
+# access tokens.
 
 
 class User(Base):
@@ -73,6 +74,41 @@ class RefreshToken(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class AccessToken(Base):
+    """A personal access token, known by the HMAC of the whole token (security.access_tokens)."""
+
+    __tablename__ = "access_token"
+    __table_args__ = (Index(None, "user_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE")
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[list[str]] = mapped_column(TextList)
+    # Restricted to the projects in access_token_project (none left: it reaches nothing).
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    last4: Mapped[str] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class AccessTokenProject(Base):
+    """A project a restricted token reaches; it goes with the project."""
+
+    __tablename__ = "access_token_project"
+    __table_args__ = (Index(None, "project_id"),)
+
+    token_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("access_token.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 # Projects and who belongs to them, with which role.

@@ -19,10 +19,11 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIRouter, iter_route_contexts
 
-from taskhub.auth.dependencies import current_principal
+from taskhub.access.grants import ANY_TOKEN
+from taskhub.auth.dependencies import needs
 from taskhub.main import create_app
 from taskhub.tables import Notification
 from tests.conftest import make_settings
@@ -40,6 +41,7 @@ PUBLIC_PATHS = frozenset(
         f"{API}/auth/register",
         f"{API}/auth/login",
         f"{API}/auth/refresh",
+        f"{API}/tokens/revoke",
     }
 )
 PUBLIC_PREFIXES = ("/docs",)
@@ -231,6 +233,21 @@ async def snapshot_account(owner: Owner, _username: str) -> Any:
     return await owner.get(f"{API}/users/me")
 
 
+async def create_token_of(owner: Owner) -> str:
+    response = await owner.client.post(
+        f"{API}/tokens", json={"name": "A's", "scopes": ["tasks:read"]}, headers=owner.user.headers
+    )
+    assert response.status_code == 201, response.text
+    token_id: str = response.json()["id"]
+    return token_id
+
+
+async def snapshot_tokens(owner: Owner, token_id: str) -> Any:
+    tokens = await owner.get(f"{API}/tokens")
+    assert token_id in {item["id"] for item in tokens["items"]}, tokens
+    return tokens
+
+
 OWNED_RESOURCES: dict[str, OwnedResource] = {
     "project_id": OwnedResource(create_project_of, snapshot_project),
     "username": OwnedResource(own_username, snapshot_account),
@@ -238,6 +255,7 @@ OWNED_RESOURCES: dict[str, OwnedResource] = {
     "comment_id": OwnedResource(create_comment_of, snapshot_comment),
     "notification_id": OwnedResource(create_notification_of, snapshot_notification),
     "session_id": OwnedResource(own_session_id, snapshot_sessions),
+    "token_id": OwnedResource(create_token_of, snapshot_tokens),
 }
 
 
@@ -386,7 +404,7 @@ async def test_a_route_added_later_is_in_the_matrix(database_url: str) -> None:
     """A new protected route joins both checks by itself, and a new kind of id fails the
     ownership check until OWNED_RESOURCES learns how to create one."""
     application = create_app(make_settings(database_url))
-    widgets = APIRouter(prefix=f"{API}/widgets", dependencies=[Depends(current_principal)])
+    widgets = APIRouter(prefix=f"{API}/widgets", dependencies=[needs(ANY_TOKEN)])
 
     @widgets.get("/{widget_id}")
     async def get_widget(widget_id: uuid.UUID) -> dict[str, str]:

@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-from taskhub.auth.dependencies import current_principal
+from taskhub.access.grants import ANY_TOKEN
+from taskhub.auth.dependencies import needs
 from taskhub.db.schema import Base
 from taskhub.http.bodies import LONE_SURROGATE
 from taskhub.http.openapi import error_responses
@@ -88,6 +89,8 @@ VALID_BODIES: dict[tuple[str, str], Body] = {
     ("POST", f"{API}/projects/{{project_id}}/transfer"): lambda user: {"username": user.username},
     ("POST", f"{API}/tasks/{{task_id}}/comments"): lambda _: {"body": "a comment"},
     ("PATCH", f"{API}/comments/{{comment_id}}"): lambda _: {"body": "edited"},
+    ("POST", f"{API}/tokens"): lambda _: {"name": "a token", "scopes": ["tasks:read"]},
+    ("POST", f"{API}/tokens/revoke"): lambda _: {"tokens": ["thp_not-a-token"]},
 }
 
 
@@ -236,7 +239,7 @@ async def test_a_route_added_later_is_covered(database_url: str) -> None:
     """A new JSON operation joins the checks above by itself (and fails the VALID_BODIES check
     until a body is added for it), and its body is decoded the one way like every other."""
     application = create_app(make_settings(database_url))
-    widgets = APIRouter(prefix=f"{API}/widgets", dependencies=[Depends(current_principal)])
+    widgets = APIRouter(prefix=f"{API}/widgets", dependencies=[needs(ANY_TOKEN)])
 
     @widgets.post("", responses=error_responses(401, 415, 422))
     async def create_widget(body: WidgetCreate) -> dict[str, str]:

@@ -21,10 +21,11 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.routing import APIRouter
 
-from taskhub.auth.dependencies import current_principal
+from taskhub.access.grants import ANY_TOKEN
+from taskhub.auth.dependencies import needs
 from taskhub.db.runner import Database, IntegrityViolation
 from taskhub.logs import JsonFormatter
 from taskhub.main import create_app
@@ -320,7 +321,7 @@ async def exploding_app(database_url: str) -> AsyncIterator[FastAPI]:
     Built before the test's log capture starts: create_app reconfigures the root logger.
     """
     application = create_app(make_settings(database_url))
-    router = APIRouter(dependencies=[Depends(current_principal)])
+    router = APIRouter(dependencies=[needs(ANY_TOKEN)])
 
     @router.get(f"{API}/explode")
     async def explode() -> dict[str, Any]:

@@ -66,6 +66,8 @@ UNSAYABLE_REFUSALS = (
     # State, not shape: an assignee must be a member of the task's project (or its creator).
     (("body", "assignee_id"), "is not a member of the task's project"),
     (("body", "assignee_id"), "a personal task can be assigned only to its creator"),
+    # A token may be restricted only to projects its user is a member of.
+    (("body", "project_ids"), "each must be a project you are a member of"),
 )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Uuid, bindparam, case, delete, or_, select, update
 
 from taskhub.access.roles import Role
 from taskhub.access.rules import lock_account
-from taskhub.access.scope import OWN_MEMBERSHIP, any_member
+from taskhub.access.scope import EVERY_OWN_MEMBERSHIP, any_member
 from taskhub.db.runner import Queries
 from taskhub.tables import Project, ProjectMember, Task
 
@@ -53,7 +53,7 @@ async def forget_person(db: Queries, *, user_id: uuid.UUID, now: datetime) -> No
     await db.execute(_FORGET_PERSON, {"leaver_id": user_id, "now": now})
 
 
-_CALLERS_PROJECTS = select(ProjectMember.project_id).where(OWN_MEMBERSHIP)
+_CALLERS_PROJECTS = select(ProjectMember.project_id).where(EVERY_OWN_MEMBERSHIP)
 _LOCK_MEMBER_PROJECTS = (
     select(Project.id)
     .where(Project.id.in_(_CALLERS_PROJECTS.scalar_subquery()))
@@ -83,7 +83,7 @@ def _same_id(value: uuid.UUID) -> uuid.UUID:
 _OWNED_WITH_OTHERS = (
     select(Project.name)
     .join(ProjectMember, ProjectMember.project_id == Project.id)
-    .where(OWN_MEMBERSHIP, ProjectMember.role == Role.OWNER.value, any_member(Project.id))
+    .where(EVERY_OWN_MEMBERSHIP, ProjectMember.role == Role.OWNER.value, any_member(Project.id))
     .order_by(Project.name)
 )
 _DELETE_SOLE_PROJECTS = delete(Project).where(

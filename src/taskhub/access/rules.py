@@ -16,6 +16,7 @@ from sqlalchemy import Executable, Uuid, and_, bindparam, func, select
 
 from taskhub.access.roles import LEAST_ROLE, Action, Role, may
 from taskhub.access.scope import CALLER, OWN_MEMBERSHIP, VISIBLE_TASK, membership
+from taskhub.context import current_reach
 from taskhub.db.runner import Queries, selecting
 from taskhub.errors import Forbidden, NotFound
 from taskhub.tables import Project, ProjectMember, Task, User
@@ -23,6 +24,7 @@ from taskhub.tables import Project, ProjectMember, Task, User
 PROJECT_NOT_FOUND = "Project not found"
 TASK_NOT_FOUND = "Task not found"
 ARCHIVED = "The project is archived: its content is read-only until an admin unarchives it"
+RESTRICTED = "This token is restricted to its projects: it cannot create anything outside them"
 
 
 def require_role(role: str, action: Action, *, archived: bool = False) -> None:
@@ -65,6 +67,7 @@ _TASK_ACCESS = (
             func.coalesce(Project.archived, False).label("archived"),
         )
     )
+    .select_from(Task)
     .outerjoin(ProjectMember, and_(ProjectMember.project_id == Task.project_id, OWN_MEMBERSHIP))
     .outerjoin(Project, Project.id == Task.project_id)
     .where(Task.id == bindparam("task_id"), VISIBLE_TASK)
@@ -143,15 +146,29 @@ def _memberships_among(count: int) -> Executable:
     return select(func.count()).where(OWN_MEMBERSHIP, ProjectMember.project_id.in_(chosen))
 
 
-async def require_member_of_all(
+async def member_of_all(
     db: Queries, *, caller_id: uuid.UUID, project_ids: tuple[uuid.UUID, ...]
-) -> None:
-    """404 unless the caller belongs to every one of these (distinct) projects, in one
-    statement: a filter naming a project they cannot see is as unknown as the project."""
+) -> bool:
+    """Whether the caller belongs to every one of these (distinct) projects, in one statement."""
     if not project_ids:
-        return
+        return True
     params: dict[str, Any] = {f"project_{i}": pid for i, pid in enumerate(project_ids)}
     params["caller_id"] = caller_id
     count = await db.scalar(_memberships_among(len(project_ids)), params)
-    if int(count) < len(project_ids):
+    return int(count) == len(project_ids)
+
+
+async def require_member_of_all(
+    db: Queries, *, caller_id: uuid.UUID, project_ids: tuple[uuid.UUID, ...]
+) -> None:
+    """404 unless the caller belongs to every one of these (distinct) projects: a filter naming
+    a project they cannot see is as unknown as the project."""
+    if not await member_of_all(db, caller_id=caller_id, project_ids=project_ids):
         raise NotFound(PROJECT_NOT_FOUND)
+
+
+def require_whole_account() -> None:
+    """403 for a token restricted to projects that would create something outside them (a
+    personal task, a project): what it made it could not reach."""
+    if current_reach() is not None:
+        raise Forbidden(RESTRICTED)

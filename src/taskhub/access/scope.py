@@ -2,27 +2,66 @@
 
 Each domain's statements take their scope from here: a task or project the caller may not see is
 simply not found, and a write repeats in its WHERE clause the roles that may make it (locking the
-memberships it relies on), so a membership changed meanwhile cannot be overtaken. A new rule
-(a token's projects, say) is added here once, and every statement that starts from these follows.
+memberships it relies on), so a membership changed meanwhile cannot be overtaken.
+
+A personal access token restricted to some projects reaches only those: the caller's memberships
+and personal tasks are narrowed here, once, by `REACH` (bound by the runner from the request, so
+no statement can forget it), and every statement that starts from these follows (ADR 0016).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, exists, literal, or_, select
+from sqlalchemy import ColumnElement, Uuid, and_, bindparam, exists, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from taskhub.access.roles import Action, roles_allowed
-from taskhub.tables import Project, ProjectMember, Task
+from taskhub.db.runner import REACH_PARAMETER
+from taskhub.tables import AccessTokenProject, Project, ProjectMember, Task
 
 # Every statement names its caller under this one parameter.
 CALLER = bindparam("caller_id", type_=Uuid())
+# The restricted token the caller came with (its id), or NULL: bound by the runner.
+REACH = bindparam(REACH_PARAMETER, value=None, type_=Uuid())
+UNRESTRICTED = REACH.is_(None)
 
-# The caller's own memberships: the projects they belong to, whatever their role.
-OWN_MEMBERSHIP = ProjectMember.user_id == CALLER
-# The caller's personal tasks.
-OWN_TASK = Task.owner_id == CALLER
+
+def within_reach(project: Any) -> ColumnElement[bool]:
+    """`project` (a column or parameter) is one the caller's token may reach: any project for a
+    session or an unrestricted token, one of its own projects for a restricted token."""
+    listed = (
+        exists()
+        .where(AccessTokenProject.token_id == REACH, AccessTokenProject.project_id == project)
+        # `project` comes from whichever statement this is nested in, however deep.
+        .correlate_except(AccessTokenProject)
+    )
+    return or_(UNRESTRICTED, listed)
+
+
+def task_within_reach(task: Any) -> ColumnElement[bool]:
+    """The task `task` (an id column) is one the caller's token reaches: a restricted token
+    reaches the tasks of its projects only (what is about a task, a reminder say, follows it)."""
+    listed = (
+        exists()
+        .where(
+            Task.id == task,
+            AccessTokenProject.token_id == REACH,
+            AccessTokenProject.project_id == Task.project_id,
+        )
+        .correlate_except(Task, AccessTokenProject)
+    )
+    return or_(UNRESTRICTED, listed)
+
+
+# Every membership of the caller, whatever their token reaches: quotas and leaving count these.
+EVERY_OWN_MEMBERSHIP = ProjectMember.user_id == CALLER
+# Every personal task of the caller: the personal quota counts these.
+EVERY_OWN_TASK = Task.owner_id == CALLER
+# The caller's memberships that their token reaches: what they see of projects starts here.
+OWN_MEMBERSHIP = and_(EVERY_OWN_MEMBERSHIP, within_reach(ProjectMember.project_id))
+# The caller's personal tasks, which a token restricted to projects never reaches.
+OWN_TASK = and_(EVERY_OWN_TASK, UNRESTRICTED)
 
 
 def role_in(column: Any, action: Action) -> ColumnElement[bool]:
@@ -59,6 +98,8 @@ def membership(
         query = query.join(Project, Project.id == member.project_id).where(
             Project.archived.is_(False)
         )
+    if who is CALLER:
+        query = query.where(within_reach(of))
     if locked:
         query = query.with_for_update(read=True, of=member)
     # Correlated through `of` and `who` alone: a statement that joins the caller's membership

@@ -1,5 +1,6 @@
-"""Every query about accounts, sessions and refresh tokens. A user's own sessions are reached
-only through `_own_sessions`: another user's session is simply not found."""
+"""Every query about accounts, sessions, refresh tokens and personal access tokens. A user's own
+sessions and tokens are reached only through `_own_sessions` and `_own_tokens`: another user's is
+simply not found."""
 
 from __future__ import annotations
 
@@ -7,12 +8,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, bindparam, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
-from taskhub.auth.schemas import Account, SessionRecord
+from taskhub.access.grants import Scope
+from taskhub.auth.schemas import Account, SessionRecord, TokenRecord
 from taskhub.db.runner import Queries, columns_of, selecting
-from taskhub.tables import RefreshToken, User, UserSession
+from taskhub.tables import (
+    AccessToken,
+    AccessTokenProject,
+    Notification,
+    RefreshToken,
+    User,
+    UserSession,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,3 +332,257 @@ async def spend_refresh_token(db: Queries, *, jti_hash: str, now: datetime) -> u
 
 async def refresh_token_was_issued(db: Queries, *, jti_hash: str) -> bool:
     return await db.scalar(_REFRESH_TOKEN_ISSUED, {"jti_hash": jti_hash}) is not None
+
+
+# Personal access tokens.
+
+
+@dataclass(frozen=True, slots=True)
+class LiveToken:
+    """The account behind a token that is neither deleted nor expired, and what it may do."""
+
+    id: uuid.UUID
+    username: str
+    created_at: datetime
+    token_id: uuid.UUID
+    scopes: list[str]
+    restricted: bool
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndedToken:
+    """A token ended by whoever found it: whom to tell, and which of their tokens it was."""
+
+    user_id: uuid.UUID
+    name: str
+    last4: str
+
+
+_TOKEN_COLUMNS = (
+    AccessToken.id,
+    AccessToken.name,
+    AccessToken.scopes,
+    AccessToken.restricted,
+    AccessToken.last4,
+    AccessToken.created_at,
+    AccessToken.expires_at,
+    AccessToken.last_used_at,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredToken:
+    id: uuid.UUID
+    name: str
+    scopes: list[str]
+    restricted: bool
+    last4: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+
+
+def _own_tokens() -> list[ColumnElement[bool]]:
+    """The one scope of every query a user makes about their tokens."""
+    return [AccessToken.user_id == bindparam("caller_id")]
+
+
+# Every token-authenticated request runs this: the whole liveness check in one query.
+_LIVE_TOKEN = (
+    select(
+        *selecting(
+            LiveToken,
+            User.id,
+            User.username,
+            User.created_at,
+            AccessToken.id.label("token_id"),
+            AccessToken.scopes,
+            AccessToken.restricted,
+            AccessToken.last_used_at,
+        )
+    )
+    .join(User, User.id == AccessToken.user_id)
+    .where(
+        AccessToken.token_hash == bindparam("token_hash"), AccessToken.expires_at > bindparam("now")
+    )
+)
+_INSERT_TOKEN = (
+    insert(AccessToken)
+    .values(
+        id=bindparam("id"),
+        user_id=bindparam("caller_id"),
+        token_hash=bindparam("token_hash"),
+        name=bindparam("name"),
+        scopes=bindparam("scopes"),
+        restricted=bindparam("restricted"),
+        last4=bindparam("last4"),
+        created_at=bindparam("now"),
+        expires_at=bindparam("expires_at"),
+        last_used_at=None,
+    )
+    .returning(*selecting(_StoredToken, *_TOKEN_COLUMNS))
+)
+_INSERT_TOKEN_PROJECT = (
+    insert(AccessTokenProject)
+    .values(token_id=bindparam("token_id"), project_id=bindparam("project_id"))
+    .returning(AccessTokenProject.project_id)
+)
+_COUNT_LIVE_TOKENS = select(func.count()).where(
+    *_own_tokens(), AccessToken.expires_at > bindparam("now")
+)
+_OWN_TOKENS = (
+    select(*selecting(_StoredToken, *_TOKEN_COLUMNS))
+    .where(*_own_tokens())
+    .order_by(AccessToken.created_at.desc(), AccessToken.id.desc())
+)
+_OWN_TOKEN_PROJECTS = (
+    select(AccessTokenProject.token_id, AccessTokenProject.project_id)
+    .join(AccessToken, AccessToken.id == AccessTokenProject.token_id)
+    .where(*_own_tokens())
+    .order_by(AccessTokenProject.token_id, AccessTokenProject.project_id)
+)
+_DELETE_OWN_TOKEN = (
+    delete(AccessToken)
+    .where(*_own_tokens(), AccessToken.id == bindparam("token_id"))
+    .returning(AccessToken.id)
+)
+# At most once a minute per token, whichever instance served the uses.
+_TOUCH_TOKEN = (
+    update(AccessToken)
+    .where(
+        AccessToken.id == bindparam("token_id"),
+        or_(
+            AccessToken.last_used_at.is_(None),
+            AccessToken.last_used_at <= bindparam("stale_before"),
+        ),
+    )
+    .values(last_used_at=bindparam("now"))
+)
+_END_TOKEN = (
+    delete(AccessToken)
+    .where(
+        AccessToken.token_hash == bindparam("token_hash"), AccessToken.expires_at > bindparam("now")
+    )
+    .returning(*selecting(EndedToken, AccessToken.user_id, AccessToken.name, AccessToken.last4))
+)
+_NOTIFY = insert(Notification).values(
+    id=bindparam("id"),
+    user_id=bindparam("user_id"),
+    task_id=None,
+    task_due_at=None,
+    kind=bindparam("kind"),
+    message=bindparam("message"),
+    created_at=bindparam("now"),
+    read_at=None,
+)
+_DELETE_EXPIRED_TOKENS = (
+    delete(AccessToken)
+    .where(AccessToken.expires_at < bindparam("cutoff"))
+    .returning(AccessToken.id)
+)
+
+
+async def live_token(db: Queries, *, token_hash: str, now: datetime) -> LiveToken | None:
+    return await db.record(_LIVE_TOKEN, {"token_hash": token_hash, "now": now}, LiveToken)
+
+
+async def count_live_tokens(db: Queries, *, user_id: uuid.UUID, now: datetime) -> int:
+    return int(await db.scalar(_COUNT_LIVE_TOKENS, {"caller_id": user_id, "now": now}))
+
+
+async def insert_token(
+    db: Queries,
+    *,
+    user_id: uuid.UUID,
+    token_id: uuid.UUID,
+    token_hash: str,
+    name: str,
+    scopes: list[str],
+    project_ids: tuple[uuid.UUID, ...] | None,
+    last4: str,
+    now: datetime,
+    expires_at: datetime,
+) -> TokenRecord:
+    params = {
+        "id": token_id,
+        "caller_id": user_id,
+        "token_hash": token_hash,
+        "name": name,
+        "scopes": scopes,
+        "restricted": project_ids is not None,
+        "last4": last4,
+        "now": now,
+        "expires_at": expires_at,
+    }
+    stored = await db.record(_INSERT_TOKEN, params, _StoredToken)
+    assert stored is not None  # noqa: S101 - an INSERT ... RETURNING returns its row
+    if project_ids:
+        rows = [{"token_id": token_id, "project_id": project_id} for project_id in project_ids]
+        await db.count_many(_INSERT_TOKEN_PROJECT, rows)
+    return _token_record(stored, list(project_ids) if project_ids is not None else None)
+
+
+async def own_tokens(db: Queries, *, user_id: uuid.UUID) -> list[TokenRecord]:
+    """The user's tokens, newest first, each with the projects it is restricted to."""
+    params = {"caller_id": user_id}
+    stored = await db.records(_OWN_TOKENS, params, _StoredToken)
+    reached: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for token_id, project_id in await db.records(_OWN_TOKEN_PROJECTS, params, _pair):
+        reached.setdefault(token_id, []).append(project_id)
+    return [
+        _token_record(token, reached.get(token.id, []) if token.restricted else None)
+        for token in stored
+    ]
+
+
+async def delete_own_token(db: Queries, *, user_id: uuid.UUID, token_id: uuid.UUID) -> bool:
+    """Delete one of the user's tokens; False when there is no such token of theirs."""
+    params = {"caller_id": user_id, "token_id": token_id}
+    return await db.count(_DELETE_OWN_TOKEN, params) > 0
+
+
+async def touch_token(
+    db: Queries, *, token_id: uuid.UUID, now: datetime, stale_before: datetime
+) -> None:
+    params = {"token_id": token_id, "now": now, "stale_before": stale_before}
+    await db.execute(_TOUCH_TOKEN, params)
+
+
+async def end_tokens(db: Queries, *, token_hashes: list[str], now: datetime) -> list[EndedToken]:
+    """Delete the live tokens among these hashes; who owned each. One statement per hash (at
+    most a hundred, on a rate-limited route): SQLite cannot return rows from a batch."""
+    ended: list[EndedToken] = []
+    for token_hash in token_hashes:
+        params = {"token_hash": token_hash, "now": now}
+        ended.extend(await db.records(_END_TOKEN, params, EndedToken))
+    return ended
+
+
+async def notify(
+    db: Queries, *, user_id: uuid.UUID, kind: str, message: str, now: datetime
+) -> None:
+    """A notification of the account's own (not about a task)."""
+    params = {"id": uuid.uuid4(), "user_id": user_id, "kind": kind, "message": message, "now": now}
+    await db.execute(_NOTIFY, params)
+
+
+async def delete_tokens_expired_before(db: Queries, *, cutoff: datetime) -> int:
+    return await db.count(_DELETE_EXPIRED_TOKENS, {"cutoff": cutoff})
+
+
+def _pair(first: uuid.UUID, second: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    return first, second
+
+
+def _token_record(token: _StoredToken, project_ids: list[uuid.UUID] | None) -> TokenRecord:
+    return TokenRecord(
+        id=token.id,
+        name=token.name,
+        scopes=[Scope(scope) for scope in token.scopes],
+        project_ids=project_ids,
+        last4=token.last4,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+    )

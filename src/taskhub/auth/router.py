@@ -1,26 +1,34 @@
-"""Routes: /auth/* and /users/me (the account, its password and its sessions). Register, login and
-refresh are the only public ones."""
+"""Routes: /auth/*, /users/me (the account, its password and its sessions) and /tokens (personal
+access tokens). Register, login, refresh and the report of a leaked token are the only public
+ones."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import ValidationError
 
+from taskhub.access.grants import ANY_TOKEN, SESSION
+from taskhub.auth import access_tokens
 from taskhub.auth import service as auth_service
-from taskhub.auth.dependencies import CurrentPrincipal
+from taskhub.auth.dependencies import Principal, needs
 from taskhub.auth.schemas import (
     LoginJSON,
     PasswordChange,
     RefreshRequest,
     SessionList,
+    TokenCreate,
+    TokenCreated,
+    TokenList,
     TokenPair,
+    TokenRevocation,
     UserRead,
     UserRegister,
     render_account,
     render_session,
+    render_token,
     render_tokens,
 )
 from taskhub.auth.service import IssuedTokens
@@ -40,6 +48,7 @@ from taskhub.http.responses import json_response
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"])
+tokens_router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 LOGIN_BODY: dict[str, Any] = {
     "requestBody": {
@@ -178,18 +187,18 @@ async def refresh_tokens(body: RefreshRequest, db: Db, settings: SettingsDep) ->
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
-async def logout(principal: CurrentPrincipal, db: Db) -> Response:
+async def logout(principal: Annotated[Principal, needs(SESSION)], db: Db) -> Response:
     """End the caller's session: its access and refresh tokens stop working at once."""
-    await auth_service.logout(db, session_id=principal.session_id)
+    await auth_service.logout(db, session_id=principal.session)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/users/me/sessions", response_model=SessionList, responses=error_responses(401))
-async def list_sessions(principal: CurrentPrincipal, db: Db) -> Any:
+async def list_sessions(principal: Annotated[Principal, needs(SESSION)], db: Db) -> Any:
     """The caller's active sessions, newest first."""
     sessions = await auth_service.list_sessions(db, user_id=principal.user_id)
     return json_response(
-        {"items": [render_session(s, current=principal.session_id) for s in sessions]}
+        {"items": [render_session(s, current=principal.session) for s in sessions]}
     )
 
 
@@ -198,14 +207,16 @@ async def list_sessions(principal: CurrentPrincipal, db: Db) -> Any:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 404, 422),
 )
-async def revoke_session(session_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
+async def revoke_session(
+    session_id: uuid.UUID, principal: Annotated[Principal, needs(SESSION)], db: Db
+) -> Response:
     """End one of the caller's sessions; another user's is 404."""
     await auth_service.revoke_session(db, user_id=principal.user_id, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @users_router.get("/me", response_model=UserRead, responses=error_responses(401))
-async def read_current_user(principal: CurrentPrincipal) -> Response:
+async def read_current_user(principal: Annotated[Principal, needs(ANY_TOKEN)]) -> Response:
     """The caller's account."""
     return json_response(render_account(principal.account))
 
@@ -217,7 +228,7 @@ async def read_current_user(principal: CurrentPrincipal) -> Response:
 )
 async def change_password(
     body: PasswordChange,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(SESSION)],
     db: Db,
     settings: SettingsDep,
     limiter: RateLimiterDep,
@@ -230,7 +241,7 @@ async def change_password(
         limiter=limiter,
         client_ip=client_ip,
         username=principal.username,
-        current_session_id=principal.session_id,
+        current_session_id=principal.session,
         current_password=body.current_password,
         new_password=body.new_password,
     )
@@ -240,8 +251,75 @@ async def change_password(
 @users_router.delete(
     "/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 409)
 )
-async def delete_current_user(principal: CurrentPrincipal, db: Db) -> Response:
+async def delete_current_user(principal: Annotated[Principal, needs(SESSION)], db: Db) -> Response:
     """Delete the account with its tasks and sessions; its tokens stop working. 409 while it
     owns a project that has other members."""
     await auth_service.delete_account(db, user_id=principal.user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@tokens_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenCreated,
+    responses=error_responses(401, 403, 409, 415, 422),
+)
+async def create_token(
+    body: TokenCreate,
+    principal: Annotated[Principal, needs(SESSION)],
+    db: Db,
+    settings: SettingsDep,
+) -> Response:
+    """Make a personal access token. Its secret is in this response only: store it now."""
+    record, secret = await access_tokens.create(
+        db,
+        settings=settings,
+        user_id=principal.user_id,
+        name=body.name,
+        scopes=body.scopes,
+        expires_in_days=body.expires_in_days,
+        project_ids=body.project_ids,
+    )
+    return json_response(
+        {**render_token(record), "token": secret}, status_code=status.HTTP_201_CREATED
+    )
+
+
+@tokens_router.get("", response_model=TokenList, responses=error_responses(401, 403))
+async def list_tokens(principal: Annotated[Principal, needs(SESSION)], db: Db) -> Response:
+    """The caller's tokens, newest first, without their secrets."""
+    records = await access_tokens.list_own(db, user_id=principal.user_id)
+    return json_response({"items": [render_token(record) for record in records]})
+
+
+@tokens_router.post(
+    "/revoke",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # no body: it says nothing about what was found
+    responses=error_responses(415, 422, 429),
+)
+async def revoke_tokens(
+    body: TokenRevocation,
+    db: Db,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+    client_ip: ClientIP,
+) -> Response:
+    """For whoever finds a leaked token: each string that is a live token is ended and its owner
+    notified. Always 202, whatever the strings were."""
+    await limiter.admit_token_revocation(ip=client_ip)
+    await access_tokens.revoke_found(db, settings=settings, tokens=body.tokens)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@tokens_router.delete(
+    "/{token_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def delete_token(
+    token_id: uuid.UUID, principal: Annotated[Principal, needs(SESSION)], db: Db
+) -> Response:
+    """End one of the caller's tokens at once, on every instance; another user's is 404."""
+    await access_tokens.delete_own(db, user_id=principal.user_id, token_id=token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

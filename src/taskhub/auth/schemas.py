@@ -2,12 +2,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, create_model
 from pydantic.json_schema import SkipJsonSchema
 
-from taskhub.schemas import InputModel, OutputModel, UTCTimestamp, read_model, renderer
+from taskhub.access.grants import Scope
+from taskhub.schemas import (
+    FROM_JSON_STRING,
+    InputModel,
+    OutputModel,
+    UTCTimestamp,
+    UUIDString,
+    read_model,
+    renderer,
+)
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
@@ -133,3 +142,55 @@ class PasswordChange(InputModel):
     # gets the rule's message naming the 72-byte limit. MAX_BODY_BYTES bounds both.
     current_password: str
     new_password: str
+
+
+# Personal access tokens (ADR 0016).
+
+TokenName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MAX_TOKEN_PROJECTS = 50
+MAX_REVOKED_AT_ONCE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A personal access token as lists show it: never the secret, which only its creation
+    shows, once."""
+
+    id: uuid.UUID
+    name: str
+    scopes: list[Scope]
+    project_ids: list[uuid.UUID] | None
+    last4: str
+    created_at: UTCTimestamp
+    expires_at: UTCTimestamp
+    last_used_at: UTCTimestamp | None
+
+
+TokenRead = read_model(TokenRecord, "Token")
+render_token = renderer(TokenRecord)
+TokenCreated = create_model(
+    "TokenCreated",
+    __base__=TokenRead,
+    __module__=__name__,
+    token=(str, Field(description="The secret, `thp_…`: shown this once, never again")),
+)
+
+
+class TokenList(OutputModel):
+    items: list[TokenRead]  # type: ignore[valid-type]
+
+
+class TokenCreate(InputModel):
+    name: TokenName
+    scopes: list[Annotated[Scope, FROM_JSON_STRING]] = Field(min_length=1, max_length=len(Scope))
+    expires_in_days: int = Field(default=30, ge=1, le=366)
+    project_ids: list[UUIDString] | None = Field(
+        default=None, min_length=1, max_length=MAX_TOKEN_PROJECTS
+    )
+
+
+class TokenRevocation(InputModel):
+    """Tokens found where they should not be: each live one is ended, whatever the others are
+    (a string that is no token is passed over: the answer is the same)."""
+
+    tokens: list[str] = Field(min_length=1, max_length=MAX_REVOKED_AT_ONCE)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from taskhub.auth.dependencies import CurrentPrincipal
+from taskhub.access.grants import Scope
+from taskhub.auth.dependencies import Principal, needs
 from taskhub.comments import service as comment_service
 from taskhub.comments.schemas import (
     CommentCreate,
@@ -34,7 +35,7 @@ comment_listing = listing("comment")
 )
 async def list_comments(
     task_id: uuid.UUID,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(Scope.TASKS_READ)],
     db: Db,
     listing: Annotated[Listing, Depends(comment_listing)],
 ) -> Response:
@@ -53,7 +54,10 @@ async def list_comments(
     responses=error_responses(401, 403, 404, 409, 415, 422),
 )
 async def create_comment(
-    task_id: uuid.UUID, body: CommentCreate, principal: CurrentPrincipal, db: Db
+    task_id: uuid.UUID,
+    body: CommentCreate,
+    principal: Annotated[Principal, needs(Scope.COMMENTS_WRITE)],
+    db: Db,
 ) -> Response:
     """Comment on a task: a commenter or more in its project, or the owner of a personal task."""
     comment = await comment_service.create_comment(
@@ -69,7 +73,10 @@ async def create_comment(
     responses=error_responses(401, 403, 404, 409, 415, 422),
 )
 async def update_comment(
-    comment_id: uuid.UUID, body: CommentUpdate, principal: CurrentPrincipal, db: Db
+    comment_id: uuid.UUID,
+    body: CommentUpdate,
+    principal: Annotated[Principal, needs(Scope.COMMENTS_WRITE)],
+    db: Db,
 ) -> Response:
     """Change a comment's body (its author only)."""
     comment = await comment_service.update_comment(
@@ -83,7 +90,9 @@ async def update_comment(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def delete_comment(comment_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
+async def delete_comment(
+    comment_id: uuid.UUID, principal: Annotated[Principal, needs(Scope.COMMENTS_WRITE)], db: Db
+) -> Response:
     """Delete a comment: its author, or an admin or owner of the task's project."""
     await comment_service.delete_comment(db, caller_id=principal.user_id, comment_id=comment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

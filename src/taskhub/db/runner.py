@@ -10,6 +10,11 @@ Either way the caller sees the same handle:
 - `async with db.transaction() as tx:` the same methods on one connection, committed when the
   block ends and rolled back if it raises: the service that needs atomicity says so.
 
+One parameter is bound by the runner, not by the caller: `caller_reach`, the project restriction
+of the personal access token the running request came with (taskhub.context), which the access
+predicates every scoped statement starts from compare with (taskhub.access.scope). A statement
+cannot be run with the caller's scope and without their token's restriction, whoever wrote it.
+
 Rows come back as typed records: the record's fields name the columns (`selecting`,
 `columns_of`), so no caller reads a tuple by position. Python-side column defaults of the models do not apply here
 (they are the ORM's): every INSERT binds each column it writes.
@@ -34,7 +39,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection as SAConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement, Executable
 
+from taskhub.context import current_reach
+
 Params = Mapping[str, Any]
+# Bound from the running request, whatever the caller passed (see above).
+REACH_PARAMETER = "caller_reach"
 # Told of every statement a handle sends, as SQL text with its parameters (BEGIN, COMMIT and
 # ROLLBACK included): round-trip tests and the bench's query plans watch the app through it.
 Observer = Callable[[str, Params], None]
@@ -209,6 +218,8 @@ class _PsycopgConnection(Queries):
     async def _fetch(self, statement: Executable, params: Params) -> Sequence[Sequence[Any]]:
         sql, defaults = self._compiler.sql(statement)
         bound = {**defaults, **params}
+        if REACH_PARAMETER in defaults:
+            bound[REACH_PARAMETER] = current_reach()
         if self.observers:
             self._note(sql, bound)
         # custom_plan: sent unprepared, so PostgreSQL plans it for these values every time.
@@ -232,7 +243,9 @@ class _PsycopgConnection(Queries):
         rows: list[Sequence[Any]] = []
         async with self._connection.cursor() as cursor:
             try:
-                await cursor.executemany(sql, [{**defaults, **p} for p in params], returning=True)
+                reach = {REACH_PARAMETER: current_reach()} if REACH_PARAMETER in defaults else {}
+                bound = [{**defaults, **p, **reach} for p in params]
+                await cursor.executemany(sql, bound, returning=True)
             except psycopg.IntegrityError as exc:
                 refused = type(exc).__name__
             else:
@@ -312,6 +325,7 @@ class _SQLAlchemyConnection(Queries):
         self.observers = observers
 
     async def _fetch(self, statement: Executable, params: Params) -> Sequence[Sequence[Any]]:
+        params = _with_reach(statement, params, self._connection.dialect)
         if self.observers:
             self._note(str(statement), params)
         try:
@@ -328,7 +342,9 @@ class _SQLAlchemyConnection(Queries):
         if self.observers:
             self._note(str(statement), {"executemany": len(params)})
         try:
-            result = await self._connection.execute(statement, [dict(p) for p in params])
+            dialect = self._connection.dialect
+            bound = [dict(_with_reach(statement, p, dialect)) for p in params]
+            result = await self._connection.execute(statement, bound)
         except sa_exc.IntegrityError as exc:
             refused = type(exc.orig).__name__
         else:
@@ -369,6 +385,22 @@ class SQLiteDatabase(Database):
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_TAKES_REACH: dict[Executable, bool] = {}
+
+
+def _with_reach(statement: Executable, params: Params, dialect: Dialect) -> Params:
+    """`params` with the request's reach bound, for a statement that takes it (SQLAlchemy Core
+    path: the statement is compiled there, per execution, from its cached form)."""
+    takes = _TAKES_REACH.get(statement)
+    if takes is None:
+        compiled = cast(ClauseElement, statement).compile(dialect=dialect)
+        takes = REACH_PARAMETER in compiled.params
+        if len(_TAKES_REACH) >= MAX_COMPILED:
+            _TAKES_REACH.clear()
+        _TAKES_REACH[statement] = takes
+    return {**params, REACH_PARAMETER: current_reach()} if takes else params
 
 
 def _closed_by_server(connection: AsyncConnection[Any]) -> bool:

@@ -94,6 +94,7 @@ class Metrics:
             "taskhub_auth_failures",
             "Refused authentication by reason: missing, malformed, unknown_key, bad_signature, "
             "expired, invalid_claims, wrong_type, session_inactive (access tokens), "
+            "token_inactive, insufficient_scope (personal access tokens), "
             "invalid_refresh_token, bad_credentials, rate_limited",
             ("reason",),
             registry=self.registry,
@@ -181,7 +182,7 @@ class AccessLog:
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
         if self.metrics is not None:
             self.metrics.observe(method=method, route=route, status=status, seconds=seconds)
-            if status in (401, 429):
+            if status in (401, 429) or (status == 403 and context.auth_failure is not None):
                 challenge = _header(headers, b"www-authenticate") or ""
                 reason = auth_failure_reason(status, context.auth_failure, challenge)
                 self.metrics.auth_failures.labels(reason).inc()

@@ -1,8 +1,9 @@
 """How routes reach the app: flat, each one a JSONRoute (its body decoded by the one decoder,
-taskhub.http.bodies), and each one either public by name or authenticated.
+taskhub.http.bodies), and each one either public by name or authenticated by one of the
+dependencies that declare what the route needs of a token.
 
-A route that forgets the auth dependency fails closed: `require_authentication` refuses to let
-the app start, once, at start-up, at no cost per request.
+A route that forgets to declare it fails closed: `require_authentication` refuses to let the app
+start, once, at start-up, at no cost per request.
 """
 
 from __future__ import annotations
@@ -87,6 +88,15 @@ def depends_on(route: APIRoute, dependency: Callable[..., Any]) -> bool:
     return dependency in _calls(route.dependant)
 
 
+def declared(route: APIRoute, among: Collection[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """The dependencies of `among` that the route's dependency tree calls, each once."""
+    return list(
+        dict.fromkeys(
+            call for call in _calls(route.dependant) if call is not None and call in among
+        )
+    )
+
+
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
     for dependency in dependant.dependencies:
         yield dependency.call
@@ -94,16 +104,19 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
 
 
 def require_authentication(
-    app: FastAPI, *, public_paths: Collection[str], authenticate: Callable[..., Any]
+    app: FastAPI, *, public_paths: Collection[str], authenticators: Collection[Callable[..., Any]]
 ) -> None:
-    """Refuse to start if any route outside `public_paths` can be reached without
-    `authenticate`: every route is login-required unless it is listed as public."""
+    """Refuse to start if any route outside `public_paths` can be reached without exactly one of
+    `authenticators` (each declares what the route needs of a token): every route is
+    login-required, and says which scope a token needs for it, unless it is listed as public."""
     for route in app.routes:
         path = getattr(route, "path", None)
         if path in public_paths:
             continue
-        if not (isinstance(route, APIRoute) and depends_on(route, authenticate)):
+        found = declared(route, authenticators) if isinstance(route, APIRoute) else []
+        if len(found) != 1:
             raise UnauthenticatedRoute(
-                f"route {path!r} is neither public nor authenticated: add the auth dependency "
-                "to it, or its path to the public list"
+                f"route {path!r} is neither public nor authenticated with one declared need: "
+                "give it `Annotated[Principal, needs(...)]` (a scope, SESSION or ANY_TOKEN), or "
+                "add its path to the public list"
             )

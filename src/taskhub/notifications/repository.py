@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 
 from taskhub import pagination
+from taskhub.access.scope import CALLER, task_within_reach
 from taskhub.db.runner import IntegrityViolation, Queries, columns_of, selecting
 from taskhub.notifications.schemas import NotificationRecord
 from taskhub.pagination import Position
@@ -27,7 +28,8 @@ class DueTask:
 
 
 _NOTIFICATION = columns_of(NotificationRecord, Notification)
-_OWNER_SCOPE = Notification.user_id == bindparam("caller_id")
+# The caller's own, and of those only what their token reaches (access.scope).
+_OWNER_SCOPE = and_(Notification.user_id == CALLER, task_within_reach(Notification.task_id))
 _OWNED = select(*_NOTIFICATION).where(_OWNER_SCOPE)
 # Newest first: a walk of the (user_id, created_at, id) index backwards.
 _NEWEST_FIRST = (Notification.created_at, Notification.id)

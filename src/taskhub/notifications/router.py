@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from taskhub.auth.dependencies import CurrentPrincipal
+from taskhub.access.grants import Scope
+from taskhub.auth.dependencies import Principal, needs
 from taskhub.http.dependencies import Db
 from taskhub.http.openapi import error_responses
 from taskhub.http.pages import Listing, listing
@@ -28,7 +29,7 @@ notification_listing = listing("notification")
 @router.get("", response_model=NotificationPage, responses=error_responses(401, 422))
 async def list_notifications(
     *,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(Scope.NOTIFICATIONS_READ)],
     db: Db,
     unread: bool = False,
     listing: Annotated[Listing, Depends(notification_listing)],
@@ -47,7 +48,9 @@ async def list_notifications(
     responses=error_responses(401, 404, 422),
 )
 async def mark_notification_read(
-    notification_id: uuid.UUID, principal: CurrentPrincipal, db: Db
+    notification_id: uuid.UUID,
+    principal: Annotated[Principal, needs(Scope.NOTIFICATIONS_WRITE)],
+    db: Db,
 ) -> Response:
     """Mark one of the caller's notifications read (idempotent); another user's is 404."""
     notification = await notification_service.mark_read(

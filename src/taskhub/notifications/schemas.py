@@ -13,7 +13,7 @@ class NotificationRecord:
 
     id: uuid.UUID
     task_id: uuid.UUID | None
-    kind: Literal["task_due"]
+    kind: Literal["task_due", "token_revoked"]
     message: str
     created_at: UTCTimestamp
     read_at: UTCTimestamp | None

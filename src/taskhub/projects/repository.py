@@ -28,7 +28,7 @@ from sqlalchemy import (
 
 from taskhub import pagination
 from taskhub.access.roles import Action, Role
-from taskhub.access.scope import OWN_MEMBERSHIP, caller_may
+from taskhub.access.scope import EVERY_OWN_MEMBERSHIP, OWN_MEMBERSHIP, caller_may
 from taskhub.db.runner import Queries, columns_of, selecting
 from taskhub.pagination import Position
 from taskhub.projects.schemas import MemberRecord, ProjectRecord
@@ -61,7 +61,9 @@ _INSERT_MEMBER = insert(ProjectMember).values(
     role=bindparam("role"),
     added_at=bindparam("now"),
 )
-_COUNT_OWNED = select(func.count()).where(OWN_MEMBERSHIP, ProjectMember.role == Role.OWNER.value)
+_COUNT_OWNED = select(func.count()).where(
+    EVERY_OWN_MEMBERSHIP, ProjectMember.role == Role.OWNER.value
+)
 _COUNT_MEMBERS = select(func.count()).where(ProjectMember.project_id == bindparam("project_id"))
 _DELETE_PROJECT = (
     delete(Project)

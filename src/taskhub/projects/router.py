@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from taskhub import etags
+from taskhub.access.grants import Scope
 from taskhub.access.roles import Role, role_table
-from taskhub.auth.dependencies import CurrentPrincipal
+from taskhub.auth.dependencies import Principal, needs
 from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
 from taskhub.http.openapi import error_responses
@@ -45,7 +46,7 @@ def _project_response(project: ProjectRecord, *, status_code: int = 200) -> Resp
 
 
 @router.get("/roles", response_model=RoleTable, responses=error_responses(401))
-async def list_roles(principal: CurrentPrincipal) -> Response:
+async def list_roles(principal: Annotated[Principal, needs(Scope.PROJECTS_READ)]) -> Response:
     """What each role may do: the table the checks use, so clients can grey out the rest."""
     return json_response({"roles": role_table()})
 
@@ -57,7 +58,10 @@ async def list_roles(principal: CurrentPrincipal) -> Response:
     responses=error_responses(401, 409, 415, 422),
 )
 async def create_project(
-    body: ProjectCreate, principal: CurrentPrincipal, db: Db, settings: SettingsDep
+    body: ProjectCreate,
+    principal: Annotated[Principal, needs(Scope.PROJECTS_WRITE)],
+    db: Db,
+    settings: SettingsDep,
 ) -> Response:
     """Create a project; the caller is its owner."""
     project = await project_service.create_project(
@@ -69,7 +73,7 @@ async def create_project(
 @router.get("", response_model=ProjectPage, responses=error_responses(401, 422))
 async def list_projects(
     *,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(Scope.PROJECTS_READ)],
     db: Db,
     archived: bool | None = None,
     listing: Annotated[Listing, Depends(project_listing)],
@@ -83,7 +87,9 @@ async def list_projects(
 
 
 @router.get("/{project_id}", response_model=ProjectRead, responses=error_responses(401, 404, 422))
-async def get_project(project_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
+async def get_project(
+    project_id: uuid.UUID, principal: Annotated[Principal, needs(Scope.PROJECTS_READ)], db: Db
+) -> Response:
     """One project the caller belongs to, with its ETag; anyone else gets 404."""
     project = await project_service.get_project(
         db, caller_id=principal.user_id, project_id=project_id
@@ -99,7 +105,7 @@ async def get_project(project_id: uuid.UUID, principal: CurrentPrincipal, db: Db
 async def update_project(
     project_id: uuid.UUID,
     body: ProjectUpdate,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(Scope.PROJECTS_WRITE)],
     db: Db,
     if_match: IfMatch = None,
 ) -> Response:
@@ -120,7 +126,10 @@ async def update_project(
     responses=error_responses(401, 403, 404, 412, 422),
 )
 async def delete_project(
-    project_id: uuid.UUID, principal: CurrentPrincipal, db: Db, if_match: IfMatch = None
+    project_id: uuid.UUID,
+    principal: Annotated[Principal, needs(Scope.PROJECTS_WRITE)],
+    db: Db,
+    if_match: IfMatch = None,
 ) -> Response:
     """Delete the project with everything in it (the owner only)."""
     await project_service.delete_project(
@@ -134,7 +143,9 @@ async def delete_project(
     response_model=MemberList,
     responses=error_responses(401, 404, 422),
 )
-async def list_members(project_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
+async def list_members(
+    project_id: uuid.UUID, principal: Annotated[Principal, needs(Scope.PROJECTS_READ)], db: Db
+) -> Response:
     """Every member with their role: the owner first, then by when they were added."""
     members = await project_service.list_members(
         db, caller_id=principal.user_id, project_id=project_id
@@ -151,7 +162,7 @@ async def put_member(
     project_id: uuid.UUID,
     username: str,
     body: MemberPut,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(Scope.PROJECTS_WRITE)],
     db: Db,
     settings: SettingsDep,
 ) -> Response:
@@ -173,7 +184,10 @@ async def put_member(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def remove_member(
-    project_id: uuid.UUID, username: str, principal: CurrentPrincipal, db: Db
+    project_id: uuid.UUID,
+    username: str,
+    principal: Annotated[Principal, needs(Scope.PROJECTS_WRITE)],
+    db: Db,
 ) -> Response:
     """Remove a member, or leave (anyone but the owner)."""
     await project_service.remove_member(
@@ -188,7 +202,10 @@ async def remove_member(
     responses=error_responses(401, 403, 404, 409, 415, 422),
 )
 async def transfer_project(
-    project_id: uuid.UUID, body: TransferRequest, principal: CurrentPrincipal, db: Db
+    project_id: uuid.UUID,
+    body: TransferRequest,
+    principal: Annotated[Principal, needs(Scope.PROJECTS_WRITE)],
+    db: Db,
 ) -> Response:
     """Make a member the owner; the old owner becomes an admin."""
     project = await project_service.transfer(

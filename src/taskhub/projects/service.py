@@ -15,7 +15,13 @@ from typing import Any
 from taskhub import etags
 from taskhub.access import leaving
 from taskhub.access.roles import Action, Role
-from taskhub.access.rules import ARCHIVED, PROJECT_NOT_FOUND, lock_account, require_role
+from taskhub.access.rules import (
+    ARCHIVED,
+    PROJECT_NOT_FOUND,
+    lock_account,
+    require_role,
+    require_whole_account,
+)
 from taskhub.clock import new_id, utcnow
 from taskhub.config import Settings
 from taskhub.db.runner import Database, Queries
@@ -56,6 +62,7 @@ async def create_project(
     db: Database, *, settings: Settings, caller_id: uuid.UUID, data: ProjectCreate
 ) -> ProjectRecord:
     """The caller owns the new project; past MAX_PROJECTS_PER_USER owned, 409 and nothing made."""
+    require_whole_account()
     now = utcnow()
     project_id = new_id()
     async with db.transaction() as tx:

@@ -39,6 +39,7 @@ from taskhub import pagination
 from taskhub.access.roles import Action
 from taskhub.access.scope import (
     CALLER,
+    EVERY_OWN_TASK,
     OWN_MEMBERSHIP,
     OWN_TASK,
     VISIBLE_TASK,
@@ -309,7 +310,7 @@ async def count_in_scope(
     return int(await db.scalar(_COUNT_IN_PROJECT, {"project_id": project_id, "quota": quota}))
 
 
-_COUNT_PERSONAL = select(_bounded_count(OWN_TASK))
+_COUNT_PERSONAL = select(_bounded_count(EVERY_OWN_TASK))
 _COUNT_IN_PROJECT = select(_bounded_count(Task.project_id == bindparam("project_id")))
 
 

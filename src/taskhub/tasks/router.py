@@ -10,7 +10,8 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from taskhub import etags
-from taskhub.auth.dependencies import CurrentPrincipal
+from taskhub.access.grants import Scope
+from taskhub.auth.dependencies import Principal, needs
 from taskhub.errors import ValidationFailed
 from taskhub.etags import IfMatch, tags
 from taskhub.http.dependencies import Db, SettingsDep
@@ -105,7 +106,7 @@ task_listing = listing("task")
 )
 async def create_task(
     body: TaskCreate,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(Scope.TASKS_WRITE)],
     db: Db,
     settings: SettingsDep,
     request: Request,
@@ -147,7 +148,7 @@ def _task_response(task: TaskRecord) -> Response:
 @router.get("", response_model=TaskPage, responses=error_responses(401, 404, 422))
 async def list_tasks(
     *,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(Scope.TASKS_READ)],
     db: Db,
     sort: SortKey = "-created_at",
     listing: Annotated[Listing, Depends(task_listing)],
@@ -202,7 +203,9 @@ def listing_bound_to(
 
 
 @router.get("/{task_id}", response_model=TaskRead, responses=error_responses(401, 404, 422))
-async def get_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
+async def get_task(
+    task_id: uuid.UUID, principal: Annotated[Principal, needs(Scope.TASKS_READ)], db: Db
+) -> Response:
     """One task the caller can see, with its ETag; anyone else gets 404."""
     task = await task_service.get_task(db, caller_id=principal.user_id, task_id=task_id)
     return _task_response(task)
@@ -216,7 +219,7 @@ async def get_task(task_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> R
 async def update_task(
     task_id: uuid.UUID,
     body: TaskUpdate,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, needs(Scope.TASKS_WRITE)],
     db: Db,
     settings: SettingsDep,
     if_match: IfMatch = None,
@@ -239,7 +242,10 @@ async def update_task(
     responses=error_responses(401, 403, 404, 412, 422),
 )
 async def delete_task(
-    task_id: uuid.UUID, principal: CurrentPrincipal, db: Db, if_match: IfMatch = None
+    task_id: uuid.UUID,
+    principal: Annotated[Principal, needs(Scope.TASKS_WRITE)],
+    db: Db,
+    if_match: IfMatch = None,
 ) -> Response:
     """Delete a task (its comments and reminders go with it)."""
     await task_service.delete_task(

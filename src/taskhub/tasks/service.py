@@ -25,6 +25,7 @@ from taskhub.access.rules import (
     is_member,
     require_in_project,
     require_member_of_all,
+    require_whole_account,
     task_access,
 )
 from taskhub.clock import new_id, utcnow
@@ -141,6 +142,8 @@ async def create_task(
     the assignee is a member and there is room. Refused, the rights are read back first (404,
     403, 422); then the scope is counted exactly, in the transaction that creates (409 at the
     quota)."""
+    if data.project_id is None:
+        require_whole_account()
     if data.project_id is None and data.assignee_id not in (None, caller_id):
         raise ValidationFailed(loc=["body", "assignee_id"], msg=NOT_YOURS)
     values = _new_task(caller_id, data)
@@ -323,7 +326,9 @@ async def _move_or_assign(
         target = values.get("project_id", access.project_id)
         moved = target != access.project_id
         if moved:
-            if target is not None:
+            if target is None:
+                require_whole_account()
+            else:
                 await require_in_project(
                     tx, caller_id=caller_id, project_id=target, action=Action.WRITE_TASKS
                 )
