@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from taskhub.auth import router as auth_router
 from taskhub.auth.access_tokens import TokenUse
-from taskhub.auth.dependencies import NEED_OF, oauth2_scheme
+from taskhub.auth.dependencies import NEED_OF, oauth2_scheme, token_need
 from taskhub.auth.schemas import LoginForm, LoginJSON, PasswordChange, UserRegister
 from taskhub.comments import router as comment_router
 from taskhub.config import Settings, load_settings, parse_trusted_proxies
@@ -26,7 +26,6 @@ from taskhub.http.middleware import ProblemCORSMiddleware, RequestContextMiddlew
 from taskhub.http.openapi import install_openapi, operation_id
 from taskhub.http.routing import (
     add_routes_of,
-    declared,
     keep_static_paths_whole,
     require_authentication,
 )
@@ -142,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(
         app,
         scheme=oauth2_scheme,
-        authenticated=lambda route: bool(declared(route, NEED_OF)),
+        token_need=token_need,
         extra_schemas=(LoginJSON, LoginForm),
         new_password_fields=((UserRegister, "password"), (PasswordChange, "new_password")),
     )

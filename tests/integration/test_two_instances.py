@@ -104,6 +104,24 @@ def test_two_api_instances_share_all_state(
         assert first.status_code == 200, first.text
         assert me_status(b, first.json()["access_token"]) == 200
 
+        # 1b. Personal access tokens: one deleted on A is refused by B at once, one reported as
+        # leaked on B is refused by A at once (no instance keeps a token lookup of its own).
+        register(a, "two-inst-tokens")
+        owner = login(a, "two-inst-tokens")
+        assert owner.status_code == 200, owner.text
+        session = bearer(owner.json()["access_token"])
+        made = [
+            a.post(f"{API}/tokens", json={"name": name, "scopes": ["tasks:read"]}, headers=session)
+            for name in ("deleted", "leaked")
+        ]
+        deleted, leaked = (response.json() for response in made)
+        assert me_status(b, deleted["token"]) == me_status(a, leaked["token"]) == 200
+        assert a.delete(f"{API}/tokens/{deleted['id']}", headers=session).status_code == 204
+        assert me_status(b, deleted["token"]) == 401
+        reported = b.post(f"{API}/tokens/revoke", json={"tokens": [leaked["token"]]})
+        assert reported.status_code == 202, reported.text
+        assert me_status(a, leaked["token"]) == 401
+
         # 2. A refresh token spent on A cannot be spent again on B; the reuse ends the session
         # on both instances.
         refreshed = a.post(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 
 from taskhub.access.grants import ALL_NEEDS, Need, Scope, granted_by
@@ -23,6 +24,7 @@ from taskhub.clock import utcnow
 from taskhub.config import Settings
 from taskhub.context import current_request
 from taskhub.errors import InsufficientScope, Unauthorized
+from taskhub.http.routing import declared
 from taskhub.ratelimit import RateLimiter
 from taskhub.security.access_tokens import is_token_like, well_formed
 from taskhub.security.tokens import InvalidToken
@@ -180,3 +182,9 @@ def needs(need: Need | Scope) -> Any:
     `needs(SESSION)`, `needs(ANY_TOKEN)`. Use as `Annotated[Principal, needs(...)]`."""
     declared = need_of(need) if isinstance(need, Scope) else need
     return Depends(AUTHENTICATORS[declared])
+
+
+def token_need(route: APIRoute) -> str | None:
+    """What a token needs on the route (a scope, `session`, `any token`); None for a public one."""
+    found = declared(route, NEED_OF)
+    return NEED_OF[found[0]].name if found else None

@@ -71,12 +71,13 @@ def install_openapi(
     app: FastAPI,
     *,
     scheme: SecurityBase,
-    authenticated: Callable[[APIRoute], bool],
+    token_need: Callable[[APIRoute], str | None],
     extra_schemas: tuple[type[BaseModel], ...] = (),
     new_password_fields: tuple[tuple[type[BaseModel], str], ...] = (),
 ) -> None:
     """The app's OpenAPI document: problem documents for errors, `scheme` on every route that
-    `authenticated` says requires it, and models that routes document by reference only."""
+    `token_need` names a need for (what a personal access token needs there: a scope, `session`
+    or `any token`), and models that routes document by reference only."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -91,7 +92,7 @@ def install_openapi(
                 schemas, new_password_fields, app.state.settings.PASSWORD_MIN_LENGTH
             )
             _drop_default_validation_errors(schema)
-            _declare_security(schema, app, scheme, authenticated)
+            _declare_security(schema, app, scheme, token_need)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -113,21 +114,29 @@ def _declare_security(
     schema: dict[str, Any],
     app: FastAPI,
     scheme: SecurityBase,
-    authenticated: Callable[[APIRoute], bool],
+    token_need: Callable[[APIRoute], str | None],
 ) -> None:
-    """The scheme on every operation that requires authentication. The auth dependency reads
-    the Authorization header itself rather than through the scheme's dependency, so FastAPI
-    would not document it: this declares it from the same source of truth."""
+    """The scheme on every operation that requires authentication, with what a personal access
+    token needs there (`x-token-scope`) and the 403 a token without it gets. The auth dependency
+    reads the Authorization header itself rather than through the scheme's dependency, so
+    FastAPI would not document it: this declares it from the same source of truth."""
     name = scheme.scheme_name
     components = schema.setdefault("components", {}).setdefault("securitySchemes", {})
     components[name] = scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
     paths = schema.get("paths", {})
+    refused = error_responses(403)[403]
     for route in app.routes:
-        if isinstance(route, APIRoute) and authenticated(route):
-            for method in route.methods or ():
-                operation = paths.get(route.path_format, {}).get(method.lower())
-                if operation is not None:
-                    operation["security"] = [{name: []}]
+        if not isinstance(route, APIRoute):
+            continue
+        need = token_need(route)
+        if need is None:
+            continue
+        for method in route.methods or ():
+            operation = paths.get(route.path_format, {}).get(method.lower())
+            if operation is not None:
+                operation["security"] = [{name: []}]
+                operation["x-token-scope"] = need
+                operation["responses"].setdefault("403", refused)
 
 
 def _drop_default_validation_errors(schema: dict[str, Any]) -> None:
