@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from taskhub.auth import router as auth_router
 from taskhub.auth.access_tokens import TokenUse
-from taskhub.auth.dependencies import NEED_OF, oauth2_scheme, token_need
+from taskhub.auth.dependencies import NEED_OF, authenticate_route, oauth2_scheme, token_need
 from taskhub.auth.schemas import LoginForm, LoginJSON, PasswordChange, UserRegister
 from taskhub.comments import router as comment_router
 from taskhub.config import Settings, load_settings, parse_trusted_proxies
@@ -19,7 +19,7 @@ from taskhub.db.engine import create_database
 from taskhub.errors import install_error_handlers
 from taskhub.http import health
 from taskhub.http.admission import AdmissionGate
-from taskhub.http.bodies import JSONRoute
+from taskhub.http.bodies import AUTHENTICATE_ROUTE, JSONRoute
 from taskhub.http.docs import DOCS_PATHS, install_docs
 from taskhub.http.metrics import METRICS_PATH, install_metrics, serve_metrics
 from taskhub.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     app.state.rate_limiter = RateLimiter(settings)
     app.state.token_use = TokenUse(database)
+    setattr(app.state, AUTHENTICATE_ROUTE, authenticate_route)
     app.state.readiness = health.Readiness()
     app.state.trusted_proxies = parse_trusted_proxies(settings.TRUSTED_PROXIES)
     install_cors(app, settings)

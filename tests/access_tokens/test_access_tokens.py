@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -630,3 +631,25 @@ async def test_idempotency_keys_and_etags_work_with_a_token(
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"]
     assert_problem(stale, 412)
+
+
+async def test_which_answer_wins_for_a_token(client: httpx.AsyncClient, alice: ApiUser) -> None:
+    """401 (who is asking) -> 403 insufficient_scope (from the route alone, the same for every
+    id) -> 400/422 (the request in itself) -> 404 (what the caller cannot see)."""
+    reader = (await make_token(client, alice, "tasks:read"))["token"]
+    writer = (await make_token(client, alice, "tasks:write"))["token"]
+    malformed = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
+    unknown = f"{API}/tasks/{SOME_ID}"
+
+    async def patch(token: str | None, **request: Any) -> int:
+        headers = {**request.pop("headers", {}), **(bearer(token) if token else {})}
+        response = await client.patch(unknown, headers=headers, **request)
+        return response.status_code
+
+    assert await patch(None, **malformed) == 401
+    assert await patch(reader, **malformed) == 403
+    assert await patch(reader, json={"title": 5}) == 403
+    assert await patch(reader, json={"title": "ok"}) == 403
+    assert await patch(writer, **malformed) == 400
+    assert await patch(writer, json={"title": 5}) == 422
+    assert await patch(writer, json={"title": "ok"}) == 404

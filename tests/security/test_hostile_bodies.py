@@ -32,7 +32,7 @@ from taskhub.main import create_app
 from taskhub.schemas import InputModel
 from taskhub.security import passwords
 from tests.conftest import client_of, make_settings
-from tests.helpers import API, ApiUser, assert_problem, create_task
+from tests.helpers import API, ApiUser, assert_problem, create_task, make_user
 
 PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 LOGIN = ("POST", f"{API}/auth/login")
@@ -251,7 +251,9 @@ async def test_a_route_added_later_is_covered(database_url: str) -> None:
         assert added in json_operations(application)
         assert (added.method, added.path) not in VALID_BODIES
         async with client_of(application) as http:
-            headers = {"Content-Type": "application/json"}
+            # Signed in: without a token the answer is 401, before the body is judged.
+            user = await make_user(http, "widget-maker")
+            headers = {"Content-Type": "application/json", **user.headers}
             deep = await http.post(added.path, content=nested(33), headers=headers)
             spoiled = await http.post(added.path, content=b'{"name": "\\ud800"}', headers=headers)
         assert_problem(deep, 400)

@@ -1,4 +1,5 @@
-"""Housekeeping deletes ended sessions and expired idempotency records, and nothing live."""
+"""Housekeeping deletes ended sessions, long-expired access tokens and expired idempotency
+records, and nothing live."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from taskhub.tables import IdempotencyRecord, UserSession
+from taskhub.tables import AccessToken, IdempotencyRecord, UserSession
 from taskhub.worker.housekeeping import run_housekeeping
-from tests.helpers import API, ApiUser, login
+from tests.helpers import API, ApiUser, login, make_token
 
 
 async def _count(app: FastAPI, table: str) -> int:
@@ -74,3 +75,22 @@ async def test_expired_idempotency_records_are_deleted_and_fresh_ones_kept(
     assert removed["idempotency_records"] == 1
     assert await _count(app, "idempotency_record") == 1
     assert await _count(app, "task") == 2
+
+
+async def test_access_tokens_expired_over_a_month_ago_are_deleted_and_others_kept(
+    client: httpx.AsyncClient, alice: ApiUser, app: FastAPI
+) -> None:
+    for name in ("long expired", "just expired", "live"):
+        await make_token(client, alice, "tasks:read", name=name)
+    now = datetime.now(UTC)
+    for name, expired_at in (("long expired", now - timedelta(days=31)), ("just expired", now)):
+        await _set(
+            app,
+            sa.update(AccessToken).where(AccessToken.name == name).values(expires_at=expired_at),
+        )
+
+    removed = await run_housekeeping(app.state.database)
+
+    assert removed["access_tokens"] == 1
+    listed = (await client.get(f"{API}/tokens", headers=alice.headers)).json()["items"]
+    assert sorted(token["name"] for token in listed) == ["just expired", "live"]

@@ -188,3 +188,11 @@ def token_need(route: APIRoute) -> str | None:
     """What a token needs on the route (a scope, `session`, `any token`); None for a public one."""
     found = declared(route, NEED_OF)
     return NEED_OF[found[0]].name if found else None
+
+
+async def authenticate_route(route: APIRoute, request: Request) -> None:
+    """The route's authentication on its own (nothing for a public route): raises what it would
+    refuse the request with. For an answer that must wait for it (a malformed body)."""
+    found = declared(route, NEED_OF)
+    if found:
+        await found[0](request)

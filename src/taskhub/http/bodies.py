@@ -180,13 +180,29 @@ class JSONRequest(Request):
         return self._json
 
 
+# Who is asking is answered before whether the body is malformed (401, then 403 for a token's
+# scope, then 400): the app sets this to its authentication of a route, which raises its refusal.
+AUTHENTICATE_ROUTE = "authenticate_route"
+
+
 class JSONRoute(APIRoute):
-    """Every route of the app: its handler, FastAPI's body reading included, gets a JSONRequest."""
+    """Every route of the app: its handler, FastAPI's body reading included, gets a JSONRequest.
+
+    FastAPI reads a route's body before it resolves the route's dependencies, so a body refused
+    while it is decoded would be answered before the caller is authenticated: the refusal waits
+    until the route's authentication (the app's `authenticate_route`) has had its say."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def handle_json_request(request: Request) -> Response:
-            return await handle(JSONRequest(request.scope, request.receive, request._send))
+            json_request = JSONRequest(request.scope, request.receive, request._send)
+            try:
+                return await handle(json_request)
+            except RefusedBody:
+                authenticate = getattr(request.app.state, AUTHENTICATE_ROUTE, None)
+                if authenticate is not None:
+                    await authenticate(self, json_request)
+                raise
 
         return handle_json_request

@@ -1,9 +1,11 @@
-"""Hourly clean-up of rows whose purpose has passed: ended sessions and expired idempotency keys."""
+"""Hourly clean-up of rows whose purpose has passed: ended sessions, access tokens expired for a
+month and expired idempotency keys."""
 
 from __future__ import annotations
 
 import logging
 
+from taskhub.auth import access_tokens
 from taskhub.auth import service as auth_service
 from taskhub.clock import utcnow
 from taskhub.db.runner import Queries
@@ -19,6 +21,7 @@ async def run_housekeeping(db: Queries) -> dict[str, int]:
     now = utcnow()
     removed = {
         "sessions": await auth_service.purge_ended_sessions(db, now=now),
+        "access_tokens": await access_tokens.purge_expired(db, now=now),
         "idempotency_records": await task_service.purge_expired_idempotency_records(db, now=now),
     }
     if any(removed.values()):
