@@ -297,10 +297,15 @@ _SCAN_ROWS = re.compile(
 )
 
 
+# A Seq Scan that ran. A restricted token's subplan over `access_token_project` is planned for
+# every scoped statement and never runs for a session (its `caller_reach IS NULL` arm decides).
+_SEQ_SCAN_RUN = re.compile(r"Seq Scan(?![^\n]*never executed)")
+
+
 def _flags(custom: str, generic: str) -> list[str]:
     flags = []
     for label, text in (("custom", custom), ("generic", generic)):
-        if "Seq Scan" in text:
+        if _SEQ_SCAN_RUN.search(text):
             flags.append(f"Seq Scan ({label} plan)")
         if re.search(r"^\s*(->\s+)?Sort\b", text, re.MULTILINE):
             scanned = max((int(m.group(2)) for m in _SCAN_ROWS.finditer(text)), default=0)

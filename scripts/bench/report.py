@@ -347,6 +347,20 @@ def evaluate_targets(doc: Document) -> list[tuple[str, str, bool]]:
                     res.rps >= goal,
                 )
             )
+    for session_key, token_key, name in (
+        ("list32", "list32_token", "list first page"),
+        ("me", "me_token", "get current user"),
+    ):
+        session, token = g(session_key), g(token_key)
+        if session and token and session.rps:
+            share = token.rps / session.rps
+            out.append(
+                (
+                    f"{name} with an access token: ≥ 90 % of the session's req/s (issue 21)",
+                    f"{100 * share:.0f} % ({token.rps:,.0f} vs {session.rps:,.0f} req/s)",
+                    share >= 0.9,
+                )
+            )
     burst = g("burst_list")
     if burst and list32:
         keep = burst.rps / list32.rps if list32.rps else 0

@@ -179,6 +179,25 @@ def login(port: int, username: str) -> str:
     return str(body["access_token"])
 
 
+# The scenarios' key for "the bench user, through a personal access token" (issue 21).
+TOKEN_USER = "token:" + dbsetup.BENCH_USER
+
+
+def access_token(port: int, session_token: str) -> str:
+    """A personal access token of the session's user that may read tasks."""
+    body_json = json.dumps({"name": "bench", "scopes": ["tasks:read"]}).encode()
+    status, body = http_request(
+        port,
+        "POST",
+        "/api/v1/tokens",
+        body=body_json,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {session_token}"},
+    )
+    if status != 201:
+        raise RuntimeError(f"making an access token failed: {status} {body}")
+    return str(body["token"])
+
+
 def page_100_cursor(port: int, token: str, path: str = f"/api/v1/tasks?limit={SCALE_LIMIT}") -> str:
     """Walk 99 pages of `path` by next_cursor, as a client would, to reach page 100."""
     cursor: str | None = None
@@ -431,6 +450,8 @@ def scenarios(ctx: Context) -> list[Scenario]:
         Scenario("get", "get one task", "get.lua", f"/api/v1/tasks/{ctx.task_id}", 32),
         Scenario("get_project", "get one project task (50-project user)", "get.lua", f"/api/v1/tasks/{ctx.project_task_id}", 32, user=members),
         Scenario("me", "get current user", "get.lua", "/api/v1/users/me", 32, every_round=True),
+        Scenario("list32_token", "list first page, access token", "get.lua", LIST_PATH, 32, user=TOKEN_USER),
+        Scenario("me_token", "get current user, access token", "get.lua", "/api/v1/users/me", 32, user=TOKEN_USER),
         Scenario("scale_large_p1", "scale: 100k-task user, page 1", "get.lua", scale, 4, user=large),
         Scenario("scale_small_p1", "scale: 1k-task user, page 1", "get.lua", scale, 4, user=small),
         Scenario("scale_large_p100", "scale: 100k-task user, page 100", "get.lua", page100(large), 4, user=large),
@@ -722,6 +743,7 @@ def run_round(
                 dbsetup.PROJECT_USER,
             )
         }
+        tokens[TOKEN_USER] = access_token(server.port, tokens[dbsetup.BENCH_USER])
         cursors = {
             user: page_100_cursor(server.port, tokens[user])
             for user in (dbsetup.SMALL_USER, dbsetup.LARGE_USER)
@@ -821,6 +843,8 @@ def main() -> int:
             seeded = dbsetup.seed()
             log(f"seeded {seeded.task_count:,} tasks in {seeded.seconds:.1f} s")
         else:
+            # Migrations added since it was seeded apply to it too.
+            dbsetup.migrate(sys.executable, migrate_env, ROOT)
             seeded = dbsetup.existing_seed()
             log(f"reusing the seeded database ({seeded.task_count:,} tasks)")
         log("counting round trips and capturing query plans (in-process, through a counting proxy)")

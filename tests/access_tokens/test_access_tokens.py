@@ -339,7 +339,7 @@ def test_a_new_token_has_the_form_and_a_crc32_checksum() -> None:
     assert not well_formed(token[:10] + ("a" if token[10] != "a" else "b") + token[11:])
 
 
-async def test_a_token_request_writes_nothing_and_is_one_statement(
+async def test_a_token_request_writes_nothing_and_makes_the_round_trips_of_a_session(
     client: httpx.AsyncClient, alice: ApiUser, app: FastAPI
 ) -> None:
     token = (await make_token(client, alice, "tasks:read"))["token"]
@@ -349,8 +349,13 @@ async def test_a_token_request_writes_nothing_and_is_one_statement(
     with statements(app) as queries:
         assert (await client.get(f"{API}/users/me", headers=bearer(token))).status_code == 200
         await app.state.token_use.settled()
+    with statements(app) as listing:
+        assert (await client.get(f"{API}/tasks", headers=bearer(token))).status_code == 200
+        await app.state.token_use.settled()
 
+    # As many as with a session: the authentication, then the route's own query.
     assert queries == ["SELECT"]
+    assert listing == ["SELECT", "SELECT"]
 
 
 async def test_last_used_at_is_recorded_at_most_once_a_minute(

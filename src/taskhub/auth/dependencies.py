@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from fastapi import Depends, Request
@@ -152,9 +153,15 @@ async def _token_principal(request: Request, token: str) -> Principal:
         raise _refused("token_inactive")
     state.token_use.used(live)
     account = Account(id=live.id, username=live.username, created_at=live.created_at)
-    scopes = granted_by(Scope(scope) for scope in live.scopes)
-    grant = Grant(token_id=live.token_id, scopes=scopes, restricted=live.restricted)
+    grant = Grant(
+        token_id=live.token_id, scopes=_granted(tuple(live.scopes)), restricted=live.restricted
+    )
     return Principal(account=account, session_id=None, grant=grant)
+
+
+@lru_cache(maxsize=512)  # a handful of distinct scope sets, looked up on every token request
+def _granted(scopes: tuple[str, ...]) -> frozenset[Scope]:
+    return granted_by(Scope(scope) for scope in scopes)
 
 
 def _authenticator(need: Need) -> Callable[[Request], Awaitable[Principal]]:
