@@ -54,6 +54,9 @@ class Result:
     other_cpu: float
     rss_worker_mb: float
     rss_tree_mb: float
+    # The same scenario on a server with rate limits off, run right after (None: not run).
+    off_rps: float | None = None
+    off_p99_ms: float | None = None
 
 
 @dataclass
@@ -87,6 +90,8 @@ class Document:
     probe: Any
     profiles: list[Profile]
     elapsed: float
+    # TaskHub as deployed beside the FastAPI template (scripts/bench/peer.py), if it ran.
+    peer: list[Any] = dataclasses.field(default_factory=list)
 
 
 # --- Machine ------------------------------------------------------------------------------
@@ -210,6 +215,7 @@ COLUMNS = (
     "scenario",
     "conns",
     "req/s",
+    "limits off",
     "p50 ms",
     "p99 ms",
     "errors",
@@ -228,6 +234,15 @@ def _ratio(value: float, base: float | None) -> str:
     return f" ({ratio:.2g}x)" if ratio < 10 else f" ({ratio:,.0f}x)"
 
 
+def _limits_off(r: Result) -> str:
+    """The limits-off server's req/s, and how much the limiter costs (on vs off)."""
+    if r.off_rps is None:
+        return ""
+    if not r.off_rps:
+        return "0"
+    return f"{r.off_rps:,.0f} ({100 * (r.rps - r.off_rps) / r.off_rps:+.0f} %)"
+
+
 def _rows(round_: Round) -> list[list[str]]:
     health = round_.get("health")
     rows = []
@@ -239,6 +254,7 @@ def _rows(round_: Round) -> list[list[str]]:
                 r.label,
                 str(r.connections),
                 f"{r.rps:,.0f}" + _ratio(r.rps, h.rps if h else None),
+                _limits_off(r),
                 f"{r.p50_ms:.1f}" + _ratio(r.p50_ms, h.p50_ms if h else None),
                 f"{r.p99_ms:.1f}" + _ratio(r.p99_ms, h.p99_ms if h else None),
                 errors,
@@ -347,6 +363,35 @@ def evaluate_targets(doc: Document) -> list[tuple[str, str, bool]]:
                     res.rps >= goal,
                 )
             )
+    for row in doc.peer:
+        out.append(
+            (
+                f"{row.label}: ≥ 8x the FastAPI template's req/s, same run (issue 20; moonshot 10x)",
+                f"{row.ratio:.1f}x ({row.taskhub.median_rps:,.0f} vs {row.peer.median_rps:,.0f} "
+                "req/s, medians of 3 rounds)",
+                row.ratio >= 8,
+            )
+        )
+        if row.key == "list":
+            out.append(
+                (
+                    "list beside the template: p99 ≤ 60 ms at 32 connections (issue 20)",
+                    f"p99 {row.taskhub.median_p99_ms:.0f} ms",
+                    row.taskhub.median_p99_ms <= 60,
+                )
+            )
+    paired = [r for r in doc.rounds[0].results if r.off_rps] if doc.rounds else []
+    if paired:
+        apart = {r.label: abs(r.rps - r.off_rps) / r.off_rps for r in paired if r.off_rps}
+        worst = max(apart, key=lambda label: apart[label])
+        out.append(
+            (
+                "the limiter on vs off: at most 5 % apart on every row (issue 20)",
+                f"worst {100 * apart[worst]:.0f} % ({worst}); "
+                + ", ".join(f"{label} {100 * gap:.0f} %" for label, gap in apart.items()),
+                apart[worst] <= 0.05,
+            )
+        )
     for session_key, token_key, name in (
         ("list32", "list32_token", "list first page"),
         ("me", "me_token", "get current user"),
@@ -669,6 +714,38 @@ def render(doc: Document) -> str:
             f"Server: {runtime}." if runtime else "",
             "",
             _markdown_table(COLUMNS, _rows(round_)),
+            "",
+        ]
+    if doc.peer:
+        lines += [
+            "### Beside the FastAPI template, in this run (issue 20)",
+            "",
+            "TaskHub as deployed (production settings, rate limits on and shared in Redis) and the "
+            "FastAPI full-stack template (`../shared/peer/`), one worker each, PostgreSQL on "
+            "loopback, 10,000 tasks or items for the bench user; wrk 32 connections, 3 s warm-up, "
+            "10 s measured, three rounds with the order flipped each round; medians.",
+            "",
+            _markdown_table(
+                (
+                    "scenario",
+                    "TaskHub req/s",
+                    "template req/s",
+                    "ratio",
+                    "TaskHub p99 ms",
+                    "template p99 ms",
+                ),
+                [
+                    [
+                        row.label,
+                        " / ".join(f"{v:,.0f}" for v in row.taskhub.rps),
+                        " / ".join(f"{v:,.0f}" for v in row.peer.rps),
+                        f"{row.ratio:.1f}x",
+                        f"{row.taskhub.median_p99_ms:.0f}",
+                        f"{row.peer.median_p99_ms:.0f}",
+                    ]
+                    for row in doc.peer
+                ],
+            ),
             "",
         ]
     lines += ["### Against the reference (official full-stack FastAPI template, 1 worker)", ""]

@@ -2,9 +2,11 @@
 
 Creates and seeds its own PostgreSQL database (taskhub_bench on 127.0.0.1:5432, dropped first),
 counts database round trips and captures query plans in-process, then for 1 and 2 workers
-starts `python -m taskhub serve` with production settings, rate limits off (which production
-refuses, hence ENVIRONMENT=test), and drives it with wrk (1 thread,
-a warm-up run, then a measured run per scenario), sampling the server's CPU and memory.
+starts `python -m taskhub serve` as deployed (ENVIRONMENT=production, rate limits on and shared in
+Redis, each limit far too high to trip) and, beside it, the same server with rate limits off,
+and drives them with wrk (1 thread, a warm-up run, then a measured run per scenario, on the
+deployed server and then on the other), sampling the server's CPU and memory. Each row gives
+the deployed server's figures and, beside them, the limits-off req/s of the same run.
 
 Environment overrides, for a quick smoke run:
     BENCH_DURATION=15   seconds measured per scenario
@@ -15,8 +17,11 @@ Environment overrides, for a quick smoke run:
     BENCH_QUIET_WAIT=120  seconds to wait at most for other jobs on the machine to go quiet
     BENCH_DOC=docs/benchmarks.md
     BENCH_ONLY=         comma-separated scenario keys (e.g. proj_base_p1,proj_p1; `mixed` for the
-                        abuse scenarios run together): only those run,
+                        abuse scenarios run together; `peer` for the template): only those run,
                         without the calibration and the profiles (the mixed ones only with `mixed`)
+    BENCH_PEER_MIRROR=  a git mirror of fastapi/full-stack-fastapi-template: the template is
+                        prepared from it (../shared/peer/setup.sh) and measured beside TaskHub in
+                        the 1-worker round (peer.py); a template prepared earlier is used as is
 Only loopback addresses are used; every child process is stopped on exit, error or Ctrl-C.
 """
 
@@ -39,12 +44,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode
 
 import dbsetup
+import peer
 import procstat
 import report
 from probe import (
@@ -218,18 +224,33 @@ def page_100_cursor(port: int, token: str, path: str = f"/api/v1/tasks?limit={SC
 # --- The server ---------------------------------------------------------------------------
 
 
-def server_env(workers: int, port: int, secret: str) -> dict[str, str]:
+# Every limit of the deployed server: on, shared in Redis, and far too high for wrk to trip.
+NEVER_TRIPPED = "100000000/minute"
+LIMITS = (
+    "RATE_LIMIT_API",
+    "RATE_LIMIT_LOGIN",
+    "RATE_LIMIT_LOGIN_IP",
+    "RATE_LIMIT_LOGIN_USERNAME",
+    "RATE_LIMIT_LOGIN_ATTEMPTS_IP",
+    "RATE_LIMIT_REGISTER",
+)
+
+
+def server_env(workers: int, port: int, secret: str, *, limits: bool = True) -> dict[str, str]:
+    """As deployed (`limits`), or with rate limits off, which production refuses: ENVIRONMENT=test
+    runs the same code, differing only in the start-up checks and the bcrypt default (set below)."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
     env = {key: os.environ[key] for key in keep if key in os.environ}
+    if limits:
+        env.update(dict.fromkeys(LIMITS, NEVER_TRIPPED))
+        env["RATE_LIMIT_KEY_PREFIX"] = f"taskhub-bench-{secrets.token_hex(4)}"
     env.update(
         {
-            # Production refuses RATE_LIMIT_ENABLED=false. "test" runs the same code; it differs
-            # only in the start-up checks and the bcrypt default, set explicitly below.
-            "ENVIRONMENT": "test",
+            "ENVIRONMENT": "production" if limits else "test",
             "DATABASE_URL": dbsetup.bench_url(),
             "REDIS_URL": "redis://127.0.0.1:6379/15",
             "JWT_SECRET": secret,
-            "RATE_LIMIT_ENABLED": "false",
+            "RATE_LIMIT_ENABLED": "true" if limits else "false",
             # The login scenarios log the bench user in thousands of times: the session cap would
             # end the session whose token every other scenario reads with (401s, not speed).
             "MAX_SESSIONS_PER_USER": "10000",
@@ -268,14 +289,14 @@ def _is_worker(pid: int) -> bool:
 
 
 @contextmanager
-def running_server(workers: int, secret: str) -> Iterator[Server]:
+def running_server(workers: int, secret: str, *, limits: bool = True) -> Iterator[Server]:
     port = free_port()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    log = OUT_DIR / f"server-{workers}w.log"
+    log = OUT_DIR / f"server-{workers}w{'' if limits else '-limits-off'}.log"
     with log.open("w") as log_file:
         proc = _spawn(
             [sys.executable, "-m", "taskhub", "serve"],
-            env=server_env(workers, port, secret),
+            env=server_env(workers, port, secret, limits=limits),
             cwd=ROOT,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -420,6 +441,8 @@ class Context:
     task_id: str
     ids_file: Path
     project_task_id: str = ""
+    # The same app with rate limits off, on the same database (the same tokens work on it).
+    limits_off: Server | None = None
 
 
 LIST_PATH = f"/api/v1/tasks?limit={PAGE_LIMIT}"
@@ -473,7 +496,16 @@ def scenarios(ctx: Context) -> list[Scenario]:
 
 
 def run_scenario(ctx: Context, sc: Scenario) -> report.Result:
-    url = f"http://{HOST}:{ctx.server.port}{sc.path}"
+    """The scenario on the deployed server, then on the limits-off one (the figure beside it)."""
+    result = _measured(ctx, ctx.server, sc)
+    if ctx.limits_off is None:
+        return result
+    off = _measured(ctx, ctx.limits_off, sc)
+    return replace(result, off_rps=off.rps, off_p99_ms=off.p99_ms)
+
+
+def _measured(ctx: Context, server: Server, sc: Scenario) -> report.Result:
+    url = f"http://{HOST}:{server.port}{sc.path}"
     env = dict(sc.env)
     if sc.authenticated:
         env["BENCH_TOKEN"] = ctx.tokens[sc.user]
@@ -482,17 +514,18 @@ def run_scenario(ctx: Context, sc: Scenario) -> report.Result:
             start_wrk(sc.script, url, sc.connections, ctx.cfg.warmup, env), ctx.cfg.warmup, None
         )
         _settle_after_warmup([sc.script])
-    sampler = procstat.Sampler(ctx.server.proc.pid)
+    sampler = procstat.Sampler(server.proc.pid)
     sampler.start()
+    suffix = "" if server is ctx.server else "-limits-off"
     try:
         stats = finish_wrk(
             start_wrk(sc.script, url, sc.connections, ctx.cfg.duration, env),
             ctx.cfg.duration,
-            f"{ctx.server.workers}w-{sc.key}",
+            f"{server.workers}w-{sc.key}{suffix}",
         )
     finally:
         usage = sampler.stop()
-    return _result(sc.key, sc.label, sc.connections, ctx.server.workers, stats, usage)
+    return _result(sc.key, sc.label, sc.connections, server.workers, stats, usage)
 
 
 @dataclass(frozen=True)
@@ -727,13 +760,48 @@ def run_profile(ctx: Context, key: str, label: str, path: str) -> report.Profile
 # --- A round: one server, one WEB_CONCURRENCY ----------------------------------------------
 
 
+# The side-by-side method of ../shared/peer/README.md.
+PEER_WARMUP, PEER_DURATION, PEER_CONNECTIONS = 3, 10, 32
+
+
+def run_peer(ctx: Context, log: Callable[[str], None]) -> list[peer.Compared]:
+    """TaskHub as deployed beside the FastAPI template, three rounds per scenario (peer.py)."""
+    if not peer.prepared():
+        log("the FastAPI template is not prepared (BENCH_PEER_MIRROR): no side-by-side rows")
+        return []
+
+    def measure(script: str, url: str, token: str) -> tuple[float, float]:
+        env = {"BENCH_TOKEN": token}
+        finish_wrk(start_wrk(script, url, PEER_CONNECTIONS, PEER_WARMUP, env), PEER_WARMUP, None)
+        stats = finish_wrk(
+            start_wrk(script, url, PEER_CONNECTIONS, PEER_DURATION, env), PEER_DURATION, None
+        )
+        time.sleep(PAUSE_SECONDS)
+        return stats.rps, stats.p99_ms
+
+    log("starting the FastAPI template beside TaskHub (../shared/peer/start.sh)")
+    with peer.running_peer(free_port()) as template:
+        base = f"http://{HOST}:{ctx.server.port}"
+        compared = peer.compare(base, ctx.tokens[dbsetup.BENCH_USER], template, measure)
+    for row in compared:
+        log(
+            f"  {row.label}: TaskHub {row.taskhub.median_rps:,.0f} req/s, the template "
+            f"{row.peer.median_rps:,.0f} req/s: {row.ratio:.1f}x"
+        )
+    return compared
+
+
 def run_round(
     cfg: Config, workers: int, user_ids: dict[str, str], first: bool, log: Callable[[str], None]
-) -> tuple[list[report.Result], list[report.Profile], dict[str, str]]:
+) -> tuple[list[report.Result], list[report.Profile], dict[str, str], list[peer.Compared]]:
     secret = secrets.token_urlsafe(36)  # 48 characters
     results: list[report.Result] = []
     profiles: list[report.Profile] = []
-    with running_server(workers, secret) as server:
+    compared: list[peer.Compared] = []
+    with (
+        running_server(workers, secret) as server,
+        running_server(workers, secret, limits=False) as limits_off,
+    ):
         tokens = {
             user: login(server.port, user)
             for user in (
@@ -759,7 +827,7 @@ def run_round(
         ids_file = OUT_DIR / "patch-ids.txt"
         ids_file.write_text("\n".join(ids) + "\n")
         project_task = dbsetup.project_task_ids(user_ids[dbsetup.PROJECT_USER], 1)[0]
-        ctx = Context(cfg, server, tokens, cursors, ids[0], ids_file, project_task)
+        ctx = Context(cfg, server, tokens, cursors, ids[0], ids_file, project_task, limits_off)
         server_info = report.server_runtime(server.worker_pids())
         for sc in scenarios(ctx):
             if not (first or sc.every_round):
@@ -787,7 +855,9 @@ def run_round(
                     profile = run_profile(ctx, key, label, path)
                     profiles += [profile] if profile else []
                     time.sleep(PAUSE_SECONDS)
-    return results, profiles, server_info
+        if first and (not cfg.only or "peer" in cfg.only):
+            compared = run_peer(ctx, log)
+    return results, profiles, server_info, compared
 
 
 def _log_result(log: Callable[[str], None], r: report.Result) -> None:
@@ -851,6 +921,7 @@ def main() -> int:
         probe = asyncio.run(run_probe(migrate_env, seeded.user_ids))
         rounds: list[report.Round] = []
         profiles: list[report.Profile] = []
+        compared: list[peer.Compared] = []
         wait_for_quiet(cfg.quiet_wait, log)
         bare = None
         if not cfg.only or "bare" in cfg.only:
@@ -860,9 +931,10 @@ def main() -> int:
         for index, workers in enumerate(cfg.workers):
             if index:
                 wait_for_quiet(cfg.quiet_wait, log)
-            results, round_profiles, server_info = run_round(
+            results, round_profiles, server_info, round_peer = run_round(
                 cfg, workers, seeded.user_ids, index == 0, log
             )
+            compared += round_peer
             if index == 0 and bare is not None:
                 results.insert(0, bare)
             rounds.append(report.Round(workers=workers, results=results, server=server_info))
@@ -877,6 +949,7 @@ def main() -> int:
             probe=probe,
             profiles=profiles,
             elapsed=time.monotonic() - started,
+            peer=compared,
         )
         print()
         print(report.console_table(doc))
