@@ -27,6 +27,7 @@ from taskhub.moving_windows import (
     Hits,
     MemoryWindows,
     RedisWindows,
+    Standing,
     Window,
     WindowsFull,
 )
@@ -226,15 +227,23 @@ class RateLimiter:
         window = Window(
             f"api/{user_id}/{item.amount}/{item.get_expiry()}", item.amount, item.get_expiry()
         )
-        standing, _ = await self._in_store(RedisWindows.hit, MemoryWindows.hit, window)
-        state = LimitState(
-            limit=item.amount,
-            remaining=max(0, item.amount - standing.inside),
-            reset_after=standing.reset_after,
-        )
-        if not standing.admitted:
-            raise TooManyRequests(state)
-        return state
+        stamp = f"{time.time():.6f}"
+        if self._shared_windows is not None and self.redis is not None:
+            with contextlib.suppress(RedisUnavailable):
+                admitted, reading = await self.redis.call(self._shared_windows.hit, window, stamp)
+                return _api_state(window, reading.standing(window, admitted, float(stamp)))
+        return _api_state(window, self._local_windows.hit(window, stamp))
+
+
+def _api_state(window: Window, standing: Standing) -> LimitState:
+    state = LimitState(
+        limit=window.amount,
+        remaining=max(0, window.amount - standing.inside),
+        reset_after=standing.reset_after,
+    )
+    if not standing.admitted:
+        raise TooManyRequests(state)
+    return state
 
 
 def _window(item: RateLimitItem, *identifiers: str) -> Window:
