@@ -128,10 +128,6 @@ async def shared() -> AsyncIterator[RedisWindows]:
         await client.aclose()
 
 
-def stamps(*times: float) -> list[str]:
-    return [f"{time:.6f}" for time in times]
-
-
 async def test_settling_counts_each_windows_hits_and_says_where_each_stands(
     shared: RedisWindows,
 ) -> None:
@@ -139,7 +135,7 @@ async def test_settling_counts_each_windows_hits_and_says_where_each_stands(
     await shared.hit(first, f"{T0:.6f}")
 
     readings = await shared.settle(
-        [(first, stamps(T0 + 1, T0 + 2)), (second, stamps(T0 + 3, T0 + 4, T0 + 5, T0 + 6))],
+        [(first, [T0 + 1, T0 + 2]), (second, [T0 + 3, T0 + 4, T0 + 5, T0 + 6])],
         f"{T0 + 61.5:.6f}",
     )
 
@@ -157,21 +153,19 @@ async def test_a_stamp_older_than_the_newest_counted_is_counted_as_that_one(
     window = Window("late", 10, 60)
     await shared.hit(window, f"{T0 + 5:.6f}")
 
-    admitted, reading = await shared.hit(window, f"{T0 + 6:.6f}", stamps(T0 + 1, T0 + 7))
+    admitted, reading = await shared.hit(window, f"{T0 + 6:.6f}", [T0 + 1, T0 + 7])
 
     # T0 + 1 arrived after T0 + 5: the list stays newest first, with no stamp lost.
     assert admitted
     assert (reading.inside, reading.oldest) == (4, T0 + 5)
-    [after] = await shared.settle([(window, stamps(T0 + 2))], f"{T0 + 8:.6f}")
+    [after] = await shared.settle([(window, [T0 + 2])], f"{T0 + 8:.6f}")
     assert (after.inside, after.oldest) == (5, T0 + 5)
 
 
 async def test_hits_settled_past_the_amount_fill_the_window(shared: RedisWindows) -> None:
     window = Window("over", 3, 60)
 
-    admitted, reading = await shared.hit(
-        window, f"{T0 + 5:.6f}", stamps(T0, T0 + 1, T0 + 2, T0 + 3)
-    )
+    admitted, reading = await shared.hit(window, f"{T0 + 5:.6f}", [T0, T0 + 1, T0 + 2, T0 + 3])
 
     assert not admitted
     assert (reading.inside, reading.oldest) == (3, T0 + 1)

@@ -232,27 +232,32 @@ end
 return counted
 """
 
-# Lua functions the two scripts below share. `push` counts the stamps ARGV[first..last], oldest
-# first, without deciding them (they were admitted: the request itself, or the hits a process
-# admitted on its own since it last settled, ADR 0008); only the newest `amount` can stay in the
-# list. A stamp older than the list's newest (another instance's, pushed meanwhile, or from a
-# clock behind) is counted as that one, a little later than it was, so the list stays newest
-# first. `measure` is how many stamps are inside the window (a binary search of the newest-first
-# list) and the oldest of them.
+# Lua functions the two scripts below share. `split` reads stamps sent as one string (one
+# argument per stamp would cost the client more than the rest of a request). `push` counts
+# stamps, oldest first, without deciding them (they were admitted: the request itself, or the
+# hits a process admitted on its own since it last settled, ADR 0008); only the newest `amount`
+# can stay in the list. A stamp older than the list's newest (another instance's, pushed
+# meanwhile, or from a clock behind) is counted as that one, a little later than it was, so the
+# list stays newest first. `measure` is how many stamps are inside the window (a binary search
+# of the newest-first list) and the oldest of them.
 _FUNCTIONS = """
-local function push(key, amount, seconds, first, last)
-  if last < first then return end
-  first = math.max(first, last - amount + 1)
+local function split(joined)
+  local stamps = {}
+  for stamp in string.gmatch(joined, '%S+') do stamps[#stamps + 1] = stamp end
+  return stamps
+end
+local function push(key, amount, seconds, stamps)
+  if #stamps == 0 then return end
   local head = redis.call('lindex', key, 0)
   local newest = head and tonumber(head) or -math.huge
-  local stamps = {}
-  for i = first, last do
-    local stamp = tonumber(ARGV[i])
-    if stamp >= newest then head, newest = ARGV[i], stamp end
-    stamps[#stamps + 1] = head
+  local counted = {}
+  for i = math.max(1, #stamps - amount + 1), #stamps do
+    local stamp = tonumber(stamps[i])
+    if stamp >= newest then head, newest = stamps[i], stamp end
+    counted[#counted + 1] = head
   end
-  for i = 1, #stamps, 1000 do
-    redis.call('lpush', key, unpack(stamps, i, math.min(i + 999, #stamps)))
+  for i = 1, #counted, 1000 do
+    redis.call('lpush', key, unpack(counted, i, math.min(i + 999, #counted)))
   end
   redis.call('ltrim', key, 0, amount - 1)
   redis.call('expire', key, seconds)
@@ -277,16 +282,16 @@ end
 # process admitted on its own and has not settled yet, then the request, counted if the window
 # has room; then where the window stands, and Redis's clock (which orders the readings a process
 # gets back: they may arrive out of order). KEYS[1]: the window. ARGV: the stamp, the amount, the
-# seconds, then the unsettled stamps, oldest first. Returns {admitted (1 or 0), stamps inside,
-# oldest stamp inside or false, seconds, microseconds}.
+# seconds, the unsettled stamps (oldest first, separated by spaces). Returns {admitted (1 or 0),
+# stamps inside, oldest stamp inside or false, seconds, microseconds}.
 _HIT = (
     _FUNCTIONS
     + """
 local now, amount, seconds = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-push(KEYS[1], amount, seconds, 4, #ARGV)
+push(KEYS[1], amount, seconds, split(ARGV[4]))
 local oldest = redis.call('lindex', KEYS[1], amount - 1)
 local admitted = (not oldest) or tonumber(oldest) < now - seconds
-if admitted then push(KEYS[1], amount, seconds, 1, 1) end
+if admitted then push(KEYS[1], amount, seconds, {ARGV[1]}) end
 local inside, last = measure(KEYS[1], now, seconds)
 local time = redis.call('time')
 return {admitted and 1 or 0, inside, last, time[1], time[2]}
@@ -295,19 +300,19 @@ return {admitted and 1 or 0, inside, last, time[1], time[2]}
 
 # Every window's unsettled hits counted, and where each stands then: one round trip for all the
 # users a process served since it last settled. KEYS: the windows. ARGV[1]: the stamp; then per
-# window its amount, its seconds, how many stamps follow, and those stamps, oldest first. Returns
-# {stamps inside, oldest stamp inside or false} per window, then Redis's seconds and microseconds.
+# window its amount, its seconds and its stamps (oldest first, separated by spaces). Returns
+# {stamps inside, oldest stamp inside or false} per window, then Redis's seconds and
+# microseconds.
 _SETTLE = (
     _FUNCTIONS
     + """
-local now, at, reply = tonumber(ARGV[1]), 2, {}
-for _, key in ipairs(KEYS) do
-  local amount, seconds, count = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-  push(key, amount, seconds, at + 3, at + 2 + count)
+local now, reply = tonumber(ARGV[1]), {}
+for i, key in ipairs(KEYS) do
+  local amount, seconds = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  push(key, amount, seconds, split(ARGV[3*i+1]))
   local inside, last = measure(key, now, seconds)
   reply[#reply + 1] = inside
   reply[#reply + 1] = last
-  at = at + 3 + count
 end
 local time = redis.call('time')
 reply[#reply + 1] = time[1]
@@ -356,24 +361,25 @@ class RedisWindows:
         raise WindowsFull(full)
 
     async def hit(
-        self, window: Window, stamp: str, unsettled: Sequence[str] = ()
+        self, window: Window, stamp: str, unsettled: Sequence[float] = ()
     ) -> tuple[bool, Reading]:
         """Count `unsettled` (this process's hits admitted since it last settled, oldest first),
         then the request if the window has room; whether it was counted, and where the window
         stands: one round trip."""
         admitted, inside, oldest, seconds, micros = await self._hit(
-            keys=[self._key(window)], args=[stamp, window.amount, window.seconds, *unsettled]
+            keys=[self._key(window)],
+            args=[stamp, window.amount, window.seconds, _joined(unsettled)],
         )
         return bool(int(admitted)), _reading(inside, oldest, seconds, micros)
 
     async def settle(
-        self, batches: Sequence[tuple[Window, Sequence[str]]], stamp: str
+        self, batches: Sequence[tuple[Window, Sequence[float]]], stamp: str
     ) -> list[Reading]:
         """Count each window's unsettled hits (oldest first) and say where each stands then: one
         round trip for them all."""
         args: list[Any] = [stamp]
         for window, stamps in batches:
-            args += [window.amount, window.seconds, len(stamps), *stamps]
+            args += [window.amount, window.seconds, _joined(stamps)]
         reply = await self._settle(keys=[self._key(window) for window, _ in batches], args=args)
         seconds, micros = reply[-2:]
         return [
@@ -395,6 +401,11 @@ class RedisWindows:
 
     def _full_key(self, key: str) -> str:
         return f"{self._prefix}:{key}"
+
+
+def _joined(stamps: Sequence[float]) -> str:
+    """Stamps as the scripts read them: one argument, in the format of every other stamp."""
+    return ("%.6f " * len(stamps)) % tuple(stamps)
 
 
 def _reading(inside: Any, oldest: Any, seconds: Any, micros: Any) -> Reading:

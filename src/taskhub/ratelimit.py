@@ -339,7 +339,7 @@ class RateLimiter:
                 self._unsettled.pop(window.key, None)
             try:
                 admitted, reading = await self.redis.call(
-                    self._shared_windows.hit, window, stamp, [f"{hit:.6f}" for hit in sent]
+                    self._shared_windows.hit, window, stamp, sent
                 )
             except RedisUnavailable:
                 if view is not None:
@@ -370,7 +370,7 @@ class RateLimiter:
             sent.append((Window(key, self.api.amount, self._api_seconds), view, view.unsettled))
             view.sending += len(view.unsettled)
             view.unsettled = []
-        windows = [(window, [f"{hit:.6f}" for hit in hits]) for window, _, hits in sent]
+        windows = [(window, hits) for window, _, hits in sent]
         try:
             if self._shared_windows is None or self.redis is None:
                 raise RedisUnavailable
