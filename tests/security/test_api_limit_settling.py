@@ -14,11 +14,20 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import pytest
+from fastapi import FastAPI
 
 from taskhub import ratelimit
 from taskhub.ratelimit import RateLimiter, TooManyRequests
 from tests.conftest import make_settings
+from tests.helpers import make_user
 from tests.private_servers import PrivateRedis
+from tests.security.test_rate_limits import (  # noqa: F401 - fixtures, used by name
+    ME,
+    Apps,
+    limits_key_prefix,
+    on_redis,
+    shared_redis,
+)
 
 T0 = 1_800_000_000.0
 MINUTE = 60
@@ -103,7 +112,7 @@ async def admitted(limiter: RateLimiter, user: str) -> bool:
 
 class TestRoundTrips:
     async def test_far_below_the_limit_a_request_makes_no_round_trip_and_near_it_one(
-        self, limiters: Limiters, clock: Clock
+        self, limiters: Limiters
     ) -> None:
         limiter = limiters.build("1000/minute")  # B = 10 unsettled, local below 900
         await limiter.hit_api(user_id="alice")  # no reading yet: decided in Redis (scripts loaded)
@@ -223,6 +232,35 @@ class TestHeaders:
         state = await first.hit_api(user_id="alice")
         assert state is not None
         assert state.remaining == 1000 - 9
+
+
+class TestServed:
+    async def test_every_authenticated_response_says_what_is_left_when_counted_in_process(
+        self,
+        app: FastAPI,
+        database_url: str,
+        on_redis: dict[str, object],  # noqa: F811
+    ) -> None:
+        # `app` is requested so the conftest deletes the rows this test creates.
+        async with AsyncExitStack() as stack:
+            apps = Apps(database_url, stack)
+            application = apps.build(**on_redis, RATE_LIMIT_API="1000/minute")
+            http = await apps.client(application)
+            alice = await make_user(http, "alice")
+            assert (await http.get(ME, headers=alice.headers)).status_code == 200
+            commands = Commands(application.state.rate_limiter)
+
+            responses = [await http.get(ME, headers=alice.headers) for _ in range(5)]
+
+            assert commands.take() == [], "counted in process"
+            assert [r.status_code for r in responses] == [200] * 5
+            for response, left in zip(responses, range(998, 993, -1), strict=True):
+                for name in ("Limit", "Remaining", "Reset"):
+                    value = response.headers[f"RateLimit-{name}"]
+                    assert response.headers[f"X-RateLimit-{name}"] == value
+                assert response.headers["RateLimit-Limit"] == "1000"
+                assert response.headers["RateLimit-Remaining"] == str(left)
+                assert 0 < int(response.headers["RateLimit-Reset"]) <= MINUTE
 
 
 class TestBound:
