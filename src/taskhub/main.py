@@ -96,8 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.rate_limiter.settling(),
         ):
             yield
-        # Runs once in-flight requests are done (bounded by the server's graceful timeout); the
-        # limiter settles the API limit's last hits first.
+        # Runs once in-flight requests are done (bounded by the server's graceful timeout).
         await app.state.rate_limiter.aclose()
         await database.dispose()
         logger.info("taskhub stopped")
