@@ -112,3 +112,73 @@ def test_process_memory_forgets_the_windows_that_have_emptied() -> None:
 
     assert len(windows) == 2  # "once" is gone; "recent" and "later" remain
     windows.admit([Window("once", 1, 60)], f"{T0 + SWEEP_SECONDS + 62:.6f}")
+
+
+@pytest.fixture
+async def shared() -> AsyncIterator[RedisWindows]:
+    prefix = f"taskhub-test-windows-{uuid.uuid4().hex}"
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+        yield RedisWindows(client, prefix=prefix)
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_settling_counts_each_windows_hits_and_says_where_each_stands(
+    shared: RedisWindows,
+) -> None:
+    first, second = Window("first", 5, 60), Window("second", 3, 60)
+    await shared.hit(first, f"{T0:.6f}")
+
+    readings = await shared.settle(
+        [(first, [T0 + 1, T0 + 2]), (second, [T0 + 3, T0 + 4, T0 + 5, T0 + 6])],
+        f"{T0 + 61.5:.6f}",
+    )
+
+    # 61.5 s on, the first window's T0 and T0 + 1 have left it; the second kept its newest three.
+    assert [(r.inside, r.oldest) for r in readings] == [(1, T0 + 2), (3, T0 + 4)]
+    assert readings[0].taken == readings[1].taken > 0
+    admitted, reading = await shared.hit(second, f"{T0 + 62:.6f}")
+    assert not admitted
+    assert reading.taken >= readings[0].taken
+
+
+async def test_a_stamp_older_than_the_newest_counted_is_counted_as_that_one(
+    shared: RedisWindows,
+) -> None:
+    window = Window("late", 10, 60)
+    await shared.hit(window, f"{T0 + 5:.6f}")
+
+    admitted, reading = await shared.hit(window, f"{T0 + 6:.6f}", [T0 + 1, T0 + 7])
+
+    # T0 + 1 arrived after T0 + 5: the list stays newest first, with no stamp lost.
+    assert admitted
+    assert (reading.inside, reading.oldest) == (4, T0 + 5)
+    [after] = await shared.settle([(window, [T0 + 2])], f"{T0 + 8:.6f}")
+    assert (after.inside, after.oldest) == (5, T0 + 5)
+
+
+async def test_hits_settled_past_the_amount_fill_the_window(shared: RedisWindows) -> None:
+    window = Window("over", 3, 60)
+
+    admitted, reading = await shared.hit(window, f"{T0 + 5:.6f}", [T0, T0 + 1, T0 + 2, T0 + 3])
+
+    assert not admitted
+    assert (reading.inside, reading.oldest) == (3, T0 + 1)
+
+
+def test_process_memory_adds_hits_decided_elsewhere_in_order() -> None:
+    windows = MemoryWindows()
+    window = Window("added", 3, 60)
+    windows.hit(window, f"{T0 + 2:.6f}")
+
+    windows.add(window, [T0, T0 + 1, T0 + 3])
+
+    refused = windows.hit(window, f"{T0 + 4:.6f}")
+    assert (refused.admitted, refused.inside, refused.reset_after) == (False, 3, 57)
+    windows.add(window, [])
+    assert windows.hit(window, f"{T0 + 61.5:.6f}").admitted

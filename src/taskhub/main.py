@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with (
             reminder_scheduling(settings, database, app.state.rate_limiter.redis),
             serve_metrics(settings, app.state.metrics),
+            app.state.rate_limiter.settling(),
         ):
             yield
         # Runs once in-flight requests are done (bounded by the server's graceful timeout).

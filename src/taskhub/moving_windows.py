@@ -5,12 +5,17 @@ request of a burst would pass the test before any hit was counted (ADR 0008).
 A window is a list of the stamps (Unix times) counted in it, newest first, at most its amount
 long (the layout of `limits`' moving windows): it is full while its oldest stamp is still inside
 its seconds. An attempt's hits carry its stamp, so they can be given back exactly.
+
+The per-user API limit's requests that a process admitted on its own, far below the limit, are
+counted into the same lists later, in one round trip for all its users (`RedisWindows.settle`),
+or with that user's next request decided in Redis (`RedisWindows.hit`); ADR 0008.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +71,20 @@ class Standing:
     admitted: bool
     inside: int
     reset_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Where a shared window stood when Redis ran a script: how many stamps were inside it, the
+    oldest of them, and Redis's clock then (microseconds), which orders the readings a process
+    gets back, as they may arrive out of order."""
+
+    inside: int
+    oldest: float | None
+    taken: int
+
+    def standing(self, window: Window, admitted: bool, now: float) -> Standing:
+        return _standing(window, admitted, self.inside, self.oldest, now)
 
 
 def _standing(
@@ -147,6 +166,18 @@ class MemoryWindows:
         del stamps[window.amount :]
         self._empty_at[window.key] = now + window.seconds
 
+    def add(self, window: Window, stamps: Sequence[float]) -> None:
+        """Count hits admitted before, without deciding them again: a process's unsettled hits
+        of the shared window, when Redis stopped answering before they were settled."""
+        if not stamps:
+            return
+        held = self._stamps.setdefault(window.key, [])
+        held.extend(stamps)
+        held.sort(reverse=True)
+        del held[window.amount :]
+        empty_at = held[0] + window.seconds
+        self._empty_at[window.key] = max(self._empty_at.get(window.key, empty_at), empty_at)
+
     def give_back(self, hits: Hits) -> None:
         for key in hits.keys:
             stamps = self._stamps.get(key, [])
@@ -201,32 +232,94 @@ end
 return counted
 """
 
-# One window, decided, counted and measured in one step (a user's requests): counted if it has
-# room; then how many stamps are inside it (a binary search of the newest-first list) and the
-# oldest of them. KEYS[1]: the window. ARGV: the stamp, the amount, the seconds. Returns
-# {admitted (1 or 0), stamps inside, oldest stamp inside or false}.
-_HIT = """
+# Lua functions the two scripts below share. `split` reads stamps sent as one string (one
+# argument per stamp would cost the client more than the rest of a request). `push` counts
+# stamps, oldest first, without deciding them (they were admitted: the request itself, or the
+# hits a process admitted on its own since it last settled, ADR 0008); only the newest `amount`
+# can stay in the list. A stamp older than the list's newest (another instance's, pushed
+# meanwhile, or from a clock behind) is counted as that one, a little later than it was, so the
+# list stays newest first. `measure` is how many stamps are inside the window (a binary search
+# of the newest-first list) and the oldest of them.
+_FUNCTIONS = """
+local function split(joined)
+  local stamps = {}
+  for stamp in string.gmatch(joined, '%S+') do stamps[#stamps + 1] = stamp end
+  return stamps
+end
+local function push(key, amount, seconds, stamps)
+  if #stamps == 0 then return end
+  local head = redis.call('lindex', key, 0)
+  local newest = head and tonumber(head) or -math.huge
+  local counted = {}
+  for i = math.max(1, #stamps - amount + 1), #stamps do
+    local stamp = tonumber(stamps[i])
+    if stamp >= newest then head, newest = stamps[i], stamp end
+    counted[#counted + 1] = head
+  end
+  for i = 1, #counted, 1000 do
+    redis.call('lpush', key, unpack(counted, i, math.min(i + 999, #counted)))
+  end
+  redis.call('ltrim', key, 0, amount - 1)
+  redis.call('expire', key, seconds)
+end
+local function measure(key, now, seconds)
+  local low, high = 0, redis.call('llen', key)
+  while low < high do
+    local middle = math.floor((low + high) / 2)
+    if tonumber(redis.call('lindex', key, middle)) > now - seconds then
+      low = middle + 1
+    else
+      high = middle
+    end
+  end
+  local last = false
+  if low > 0 then last = redis.call('lindex', key, low - 1) end
+  return low, last
+end
+"""
+
+# One window, decided, counted and measured in one step (a user's requests): first the hits this
+# process admitted on its own and has not settled yet, then the request, counted if the window
+# has room; then where the window stands, and Redis's clock (which orders the readings a process
+# gets back: they may arrive out of order). KEYS[1]: the window. ARGV: the stamp, the amount, the
+# seconds, the unsettled stamps (oldest first, separated by spaces). Returns {admitted (1 or 0),
+# stamps inside, oldest stamp inside or false, seconds, microseconds}.
+_HIT = (
+    _FUNCTIONS
+    + """
 local now, amount, seconds = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+push(KEYS[1], amount, seconds, split(ARGV[4]))
 local oldest = redis.call('lindex', KEYS[1], amount - 1)
 local admitted = (not oldest) or tonumber(oldest) < now - seconds
-if admitted then
-  redis.call('lpush', KEYS[1], ARGV[1])
-  redis.call('ltrim', KEYS[1], 0, amount - 1)
-  redis.call('expire', KEYS[1], seconds)
-end
-local low, high = 0, redis.call('llen', KEYS[1])
-while low < high do
-  local middle = math.floor((low + high) / 2)
-  if tonumber(redis.call('lindex', KEYS[1], middle)) > now - seconds then
-    low = middle + 1
-  else
-    high = middle
-  end
-end
-local last = false
-if low > 0 then last = redis.call('lindex', KEYS[1], low - 1) end
-return {admitted and 1 or 0, low, last}
+if admitted then push(KEYS[1], amount, seconds, {ARGV[1]}) end
+local inside, last = measure(KEYS[1], now, seconds)
+local time = redis.call('time')
+return {admitted and 1 or 0, inside, last, time[1], time[2]}
 """
+)
+
+# Every window's unsettled hits counted, and where each stands then: one round trip for all the
+# users a process served since it last settled. KEYS: the windows. ARGV[1]: the stamp; then per
+# window its amount, its seconds and its stamps (oldest first, separated by spaces). Returns
+# {stamps inside, oldest stamp inside or false} per window, then Redis's seconds and
+# microseconds.
+_SETTLE = (
+    _FUNCTIONS
+    + """
+local now, reply = tonumber(ARGV[1]), {}
+for i, key in ipairs(KEYS) do
+  local amount, seconds = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  push(key, amount, seconds, split(ARGV[3*i+1]))
+  local inside, last = measure(key, now, seconds)
+  reply[#reply + 1] = inside
+  reply[#reply + 1] = last
+end
+local time = redis.call('time')
+reply[#reply + 1] = time[1]
+reply[#reply + 1] = time[2]
+return reply
+"""
+)
 
 _GIVE_BACK = """
 for _, key in ipairs(KEYS) do
@@ -251,6 +344,7 @@ class RedisWindows:
         self._admit = client.register_script(_ADMIT)
         self._give_back = client.register_script(_GIVE_BACK)
         self._hit = client.register_script(_HIT)
+        self._settle = client.register_script(_SETTLE)
 
     async def admit(self, windows: list[Window], stamp: str) -> Hits:
         args: list[Any] = [stamp]
@@ -266,15 +360,32 @@ class RedisWindows:
             full.append(FullWindow(window, _reset_after(window, float(oldest), now)))
         raise WindowsFull(full)
 
-    async def hit(self, window: Window, stamp: str) -> Standing:
-        """Count the request in one window if it has room, and say where the window stands: one
-        round trip."""
-        admitted, inside, oldest = await self._hit(
-            keys=[self._key(window)], args=[stamp, window.amount, window.seconds]
+    async def hit(
+        self, window: Window, stamp: str, unsettled: Sequence[float] = ()
+    ) -> tuple[bool, Reading]:
+        """Count `unsettled` (this process's hits admitted since it last settled, oldest first),
+        then the request if the window has room; whether it was counted, and where the window
+        stands: one round trip."""
+        admitted, inside, oldest, seconds, micros = await self._hit(
+            keys=[self._key(window)],
+            args=[stamp, window.amount, window.seconds, _joined(unsettled)],
         )
-        now = float(stamp)
-        last = float(oldest) if oldest else None
-        return _standing(window, bool(int(admitted)), int(inside), last, now)
+        return bool(int(admitted)), _reading(inside, oldest, seconds, micros)
+
+    async def settle(
+        self, batches: Sequence[tuple[Window, Sequence[float]]], stamp: str
+    ) -> list[Reading]:
+        """Count each window's unsettled hits (oldest first) and say where each stands then: one
+        round trip for them all."""
+        args: list[Any] = [stamp]
+        for window, stamps in batches:
+            args += [window.amount, window.seconds, _joined(stamps)]
+        reply = await self._settle(keys=[self._key(window) for window, _ in batches], args=args)
+        seconds, micros = reply[-2:]
+        return [
+            _reading(inside, oldest, seconds, micros)
+            for inside, oldest in zip(reply[:-2:2], reply[1:-2:2], strict=True)
+        ]
 
     async def give_back(self, hits: Hits) -> None:
         if hits.keys:
@@ -290,3 +401,14 @@ class RedisWindows:
 
     def _full_key(self, key: str) -> str:
         return f"{self._prefix}:{key}"
+
+
+def _joined(stamps: Sequence[float]) -> str:
+    """Stamps as the scripts read them: one argument, in the format of every other stamp."""
+    return ("%.6f " * len(stamps)) % tuple(stamps)
+
+
+def _reading(inside: Any, oldest: Any, seconds: Any, micros: Any) -> Reading:
+    return Reading(
+        int(inside), float(oldest) if oldest else None, int(seconds) * 1_000_000 + int(micros)
+    )
