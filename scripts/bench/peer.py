@@ -17,6 +17,7 @@ import os
 import signal
 import statistics
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,16 +97,21 @@ class Peer:
 @contextmanager
 def running_peer(port: int) -> Iterator[Peer]:
     env = {**os.environ, "PG_ADMIN_URL": "postgresql://postgres@127.0.0.1:5432/postgres"}
-    done = subprocess.run(
-        ["bash", str(PEER_DIR / "start.sh"), str(port), DATABASE],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    # Into files, not pipes: the server it leaves running holds its stdout open.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        done = subprocess.run(
+            ["bash", str(PEER_DIR / "start.sh"), str(port), DATABASE],
+            env=env,
+            stdout=out,
+            stderr=err,
+            check=False,
+        )
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if done.returncode != 0:
-        raise RuntimeError(f"the template did not start: {done.stderr[-800:]}")
-    lines = done.stdout.strip().splitlines()
+        raise RuntimeError(f"the template did not start: {stderr[-800:]}")
+    lines = stdout.strip().splitlines()
     pid = int(next(line for line in lines if line.startswith("peer_pid=")).split("=", 1)[1])
     try:
         yield Peer(port=port, token=lines[-1].strip())
