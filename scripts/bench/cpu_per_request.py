@@ -6,7 +6,8 @@ drifts much less, so this is how a change to the request path is judged before a
 `make bench` (docs/benchmarks.md). Take the smallest of a few runs.
 
     .venv/bin/python scripts/bench/cpu_per_request.py [requests] [route ...]
-    routes: health me list filter get get_project create patch   (default: all); CONCURRENCY=32 runs them side by side
+    routes: health me list filter get get_project create patch, and me_token list_token (a personal
+    access token instead of a session)   (default: all but the token ones); CONCURRENCY=32 runs them side by side
 """
 
 from __future__ import annotations
@@ -117,10 +118,23 @@ async def measure(count: int, routes: list[str], concurrency: int) -> None:
         _, page = await call("GET", "/api/v1/tasks", b"limit=1", member)
         project_task_id = json.loads(page)["items"][0]["id"]
         new_task = b'{"title":"cpu bench","priority":"high","due_at":"2027-01-05T09:00:00Z"}'
+        token: Headers = []
+        if any(route.endswith("_token") for route in routes):  # a personal access token
+            status, made = await call(
+                "POST",
+                "/api/v1/tokens",
+                headers=[*auth, (b"content-type", b"application/json")],
+                body=b'{"name":"cpu bench","scopes":["tasks:read"]}',
+            )
+            if status != 201:
+                raise RuntimeError(f"making a token failed: {status} {made[:200]!r}")
+            token = [(b"authorization", b"Bearer " + json.loads(made)["token"].encode())]
         requests: dict[str, tuple[str, str, bytes, Headers, bytes]] = {
             "health": ("GET", "/health", b"", [], b""),
             "me": ("GET", "/api/v1/users/me", b"", auth, b""),
             "list": ("GET", "/api/v1/tasks", b"limit=50", auth, b""),
+            "me_token": ("GET", "/api/v1/users/me", b"", token, b""),
+            "list_token": ("GET", "/api/v1/tasks", b"limit=50", token, b""),
             "filter": ("GET", "/api/v1/tasks", b"limit=50&status=todo&sort=-due_at", auth, b""),
             "get": ("GET", f"/api/v1/tasks/{task_id}", b"", auth, b""),
             "get_project": ("GET", f"/api/v1/tasks/{project_task_id}", b"", member, b""),
