@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +21,7 @@ from taskhub.main import create_app
 from taskhub.security.access_tokens import new_token, well_formed
 from taskhub.tables import AccessToken, Task
 from tests.conftest import client_of, make_settings
+from tests.db.test_round_trips import statements
 from tests.helpers import (
     API,
     ApiUser,
@@ -36,14 +35,6 @@ from tests.projects.helpers import add_member, make_project
 
 TOKENS = f"{API}/tokens"
 FORM = re.compile(r"^thp_[0-9A-Za-z]{38}$")
-
-
-@contextmanager
-def statements(app: FastAPI) -> Iterator[list[str]]:
-    with app.state.database.observed() as sent:
-        keywords: list[str] = []
-        yield keywords
-        keywords.extend(sql.split(None, 1)[0].upper() for sql, _ in sent)
 
 
 async def stored_tokens(app: FastAPI) -> list[tuple[object, ...]]:

@@ -177,7 +177,7 @@ def _authenticator(need: Need) -> Callable[[Request], Awaitable[Principal]]:
     return authenticate
 
 
-# One dependency per need, made once: the route table is read back from them (`declared_need`).
+# One dependency per need, made once: what a route needs is read back from them (`token_need`).
 AUTHENTICATORS: dict[Need, Callable[[Request], Awaitable[Principal]]] = {
     need: _authenticator(need) for need in ALL_NEEDS
 }
