@@ -19,7 +19,7 @@ from taskhub.auth.access_tokens import TokenUse
 from taskhub.clock import utcnow
 from taskhub.main import create_app
 from taskhub.security.access_tokens import new_token, well_formed
-from taskhub.tables import AccessToken, Task
+from taskhub.tables import AccessToken, Notification, Task
 from tests.conftest import client_of, make_settings
 from tests.db.test_round_trips import statements
 from tests.helpers import (
@@ -649,3 +649,32 @@ async def test_which_answer_wins_for_a_token(client: httpx.AsyncClient, alice: A
     assert await patch(writer, **malformed) == 400
     assert await patch(writer, json={"title": 5}) == 422
     assert await patch(writer, json={"title": "ok"}) == 404
+
+
+async def test_a_restricted_token_lists_only_the_notifications_about_its_projects(
+    client: httpx.AsyncClient, alice: ApiUser, app: FastAPI
+) -> None:
+    chosen = await make_project(client, alice)
+    in_project = await create_task(client, alice, title="in project", project_id=chosen["id"])
+    personal = await create_task(client, alice, title="personal")
+    for task in (in_project, personal):  # reminders, as the worker makes them
+        await app.state.database.execute(
+            sa.insert(Notification).values(
+                id=uuid.uuid4(),
+                user_id=uuid.UUID(alice.id),
+                task_id=uuid.UUID(task["id"]),
+                task_due_at=utcnow() + timedelta(hours=1),
+                kind="task_due",
+                message=f"{task['title']} is due soon",
+                created_at=utcnow(),
+            ),
+            {},
+        )
+    restricted = await make_token(client, alice, "notifications:read", project_ids=[chosen["id"]])
+    unrestricted = await make_token(client, alice, "notifications:read")
+
+    seen = await client.get(f"{API}/notifications", headers=bearer(restricted["token"]))
+    every = await client.get(f"{API}/notifications", headers=bearer(unrestricted["token"]))
+
+    assert [item["task_id"] for item in seen.json()["items"]] == [in_project["id"]]
+    assert len(every.json()["items"]) == 2
