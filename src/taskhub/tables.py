@@ -305,9 +305,11 @@ class Comment(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# Reminders.
+# Notifications: due-date reminders, and notices about the account (a token revoked).
 
 TASK_DUE = "task_due"
+# A personal access token of the user's was reported as exposed and ended (auth.access_tokens).
+TOKEN_REVOKED = "token_revoked"  # noqa: S105 - a notification kind
 
 
 class Notification(Base):

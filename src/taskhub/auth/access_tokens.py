@@ -31,11 +31,11 @@ from taskhub.security.access_tokens import (
     token_hash,
     well_formed,
 )
+from taskhub.tables import TOKEN_REVOKED
 
 logger = logging.getLogger(__name__)
 
 TOKEN_NOT_FOUND = "Token not found"  # noqa: S105 - a message
-TOKEN_REVOKED = "token_revoked"  # noqa: S105 - a notification kind
 # `last_used_at` is written at most this often per token, and so is at most this far behind.
 LAST_USED_PRECISION = timedelta(seconds=60)
 # Expired tokens stay listed (with their expiry) for this long, then go.

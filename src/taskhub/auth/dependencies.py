@@ -146,11 +146,9 @@ async def _session_principal(database: Any, settings: Settings, token: str) -> P
 
 async def _token_principal(request: Request, token: str) -> Principal:
     state = request.app.state
-    if not well_formed(token):
-        raise _refused("malformed")
     live = await access_tokens.find_live(state.database, settings=state.settings, token=token)
-    if live is None:
-        raise _refused("token_inactive")
+    if live is None:  # a malformed token was refused before any lookup: only the reason is told
+        raise _refused("token_inactive" if well_formed(token) else "malformed")
     state.token_use.used(live)
     account = Account(id=live.id, username=live.username, created_at=live.created_at)
     grant = Grant(
